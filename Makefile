@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` (the pipeline on the embedded
+# default) and `make test`. Both set everything up first and are idempotent:
+# each setup step leaves a stamp and is skipped while its inputs are unchanged.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := $(VENV)/.stamps
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYSPARK_PYTHON := $(CURDIR)/$(PY)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMPS)/deps $(STAMPS)/delta-jars $(STAMPS)/horovod
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/deps: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/delta-jars: $(STAMPS)/deps scripts/fetch_delta_jars.sh
+	scripts/fetch_delta_jars.sh $(PY)
+	@touch $@
+
+$(STAMPS)/horovod: $(STAMPS)/deps scripts/build_horovod.sh
+	scripts/build_horovod.sh $(PY)
+	@touch $@
+
+run: setup
+	$(VENV)/bin/mlpipe run
+
+test: setup
+	$(PY) -m pytest
+
+lint: $(STAMPS)/deps
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .cache/wheels build *.egg-info

@@ -1,0 +1,143 @@
+"""The ``mlpipe`` command line.
+
+Exit codes: 0 success, 2 a usage or configuration error, 1 a job that failed.
+Every command takes ``--config DIR``, ``--env NAME`` and ``--set KEY=VALUE``
+(before or after the command name); their defaults live in ``conf/``, never here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from pipelines.config import Config, config_as_yaml, load_config
+from pipelines.errors import ConfigError, MlpipeError
+from pipelines.steps import STEPS
+from pipelines.steps.base import Step
+
+log = logging.getLogger("mlpipe")
+
+
+def _remember(name: str, multiple: bool = False) -> Callable[[click.Context, Any, Any], Any]:
+    """Store a global option on the root context, whichever level it was given at."""
+
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        store = ctx.find_root().meta.setdefault("mlpipe", {"overrides": []})
+        if multiple:
+            store["overrides"].extend(value)
+        elif value is not None:
+            store[name] = value
+        return value
+
+    return callback
+
+
+def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Attach --config/--env/--set to a command (they may appear at any level)."""
+    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        expose_value=False, callback=_remember("overrides", multiple=True),
+                        help="Override one config key, e.g. --set spark.master=local[2].")(func)
+    func = click.option("--env", expose_value=False, callback=_remember("env"),
+                        help="Environment overlay conf/<ENV>.yaml (default: $MLPIPE_ENV).")(func)
+    func = click.option("--config", "conf_dir", expose_value=False,
+                        callback=_remember("conf_dir"), type=click.Path(file_okay=False),
+                        help="Configuration folder (default: ./conf or $MLPIPE_CONF_DIR).")(func)
+    return func
+
+
+def current_config() -> Config:
+    """Load the config from the global options collected on the root context."""
+    store = click.get_current_context().find_root().meta.get("mlpipe", {"overrides": []})
+    return load_config(env=store.get("env"), overrides=store["overrides"],
+                       conf_dir=store.get("conf_dir"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@config_options
+def cli(verbose: bool) -> None:
+    """mlpipe: raw files to a served model on Spark, Delta Lake and MLflow."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "urllib3", "alembic", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("show")
+@config_options
+def config_show() -> None:
+    """Print the merged, validated configuration."""
+    click.echo(config_as_yaml(current_config()), nl=False)
+
+
+@cli.command()
+@config_options
+def ui() -> int:
+    """Start the MLflow UI on the configured host and port, against the same backend."""
+    from pipelines.ui import start_ui
+
+    return start_ui(current_config())
+
+
+def step_command(step: Step) -> click.Command:
+    """A ``mlpipe step NAME`` command that runs ``step`` with its own options."""
+
+    def invoke(**options: Any) -> int:
+        from pipelines.runtime import run_step
+
+        result = run_step(step, current_config(), **options)
+        if result.headline:
+            click.echo(f"{step.name}: {result.headline}")
+        return 0
+
+    command = click.command(name=step.name, help=step.help)(config_options(invoke))
+    for option in step.options:
+        command = option(command)
+    return command
+
+
+if STEPS:
+    @cli.group()
+    def step() -> None:
+        """Run one pipeline step."""
+
+    for _step in STEPS:
+        step.add_command(step_command(_step))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of the jobs; returns the exit code."""
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="mlpipe",
+                        standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except ConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        return 2
+    except MlpipeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except Exception:  # a job failure: full traceback in the log, exit code 1
+        log.exception("failed")
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

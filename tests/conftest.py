@@ -1,0 +1,49 @@
+"""Shared fixtures: one real SparkSession with Delta for the whole test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from pipelines.config import Config, load_config
+from pipelines.spark import build_spark_session
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO_ROOT / "conf"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# Small shuffles and no UI: the suite runs on two cores.
+TEST_SETTINGS = (
+    "spark.master=local[2]",
+    "spark.conf.spark.sql.shuffle.partitions=2",
+    "spark.conf.spark.default.parallelism=2",
+    "spark.conf.spark.ui.showConsoleProgress=false",
+    "spark.conf.spark.driver.memory=2g",
+)
+
+
+def make_config(data_root: Path, *overrides: str) -> Config:
+    """The base config with the data root moved into a test folder."""
+    return load_config(env="base", conf_dir=CONF_DIR,
+                       overrides=(f"data_root={data_root}", *TEST_SETTINGS, *overrides))
+
+
+@pytest.fixture(scope="session")
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlpipe-data")
+
+
+@pytest.fixture(scope="session")
+def spark(session_root: Path) -> Iterator[SparkSession]:
+    session = build_spark_session(make_config(session_root))
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """A config whose data root is this test's own temporary folder."""
+    return make_config(tmp_path / "data")

@@ -1,0 +1,52 @@
+"""The `mlpipe` console script as a user runs it: help, config, exit codes, the UI."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import CONF_DIR, REPO_ROOT
+from tests.support.processes import BIN_DIR, background, free_port
+
+MLPIPE = str(BIN_DIR / "mlpipe")
+
+
+def mlpipe(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([MLPIPE, "--config", str(CONF_DIR), *args], capture_output=True,
+                          text=True, timeout=120, cwd=REPO_ROOT)
+
+
+def test_help_lists_commands() -> None:
+    result = mlpipe("--help")
+    assert result.returncode == 0
+    for command in ("config", "ui"):
+        assert command in result.stdout
+
+
+def test_config_show_prints_merged_config_with_overrides() -> None:
+    result = mlpipe("config", "show", "--set", "seed=5", "--set", "mlflow.ui_port=5055")
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["seed"] == 5 and shown["mlflow"]["ui_port"] == 5055
+    assert shown["serving"]["host"] == "127.0.0.1"
+
+
+def test_config_error_exits_2_naming_the_key() -> None:
+    result = mlpipe("--set", "spark.masterr=local", "config", "show")
+    assert result.returncode == 2
+    assert "spark.masterr" in result.stderr and "unknown key" in result.stderr
+
+
+def test_usage_error_exits_2() -> None:
+    assert mlpipe("no-such-command").returncode == 2
+
+
+def test_ui_serves_the_configured_backend(tmp_path: Path) -> None:
+    port = free_port()
+    command = [MLPIPE, "--config", str(CONF_DIR), "--set", f"data_root={tmp_path}",
+               "--set", f"mlflow.ui_port={port}", "ui"]
+    with background(command, tmp_path / "ui.log", ready_url=f"http://127.0.0.1:{port}/health"):
+        pass
+    assert (tmp_path / "mlflow" / "mlflow.db").exists()

@@ -1,0 +1,109 @@
+"""Configuration: precedence, validation errors that name file and key, the CLI view."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from pipelines.config import load_config, parse_override
+from pipelines.errors import ConfigError
+from tests.conftest import CONF_DIR
+
+
+@pytest.fixture
+def conf_dir(tmp_path: Path) -> Path:
+    """A copy of the project's conf/ with a test overlay, so tests can add files freely."""
+    folder = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, folder, ignore=shutil.ignore_patterns("local.yaml"))
+    (folder / "staging.yaml").write_text(
+        "seed: 7\nspark:\n  master: local[1]\n  conf:\n    spark.sql.shuffle.partitions: '3'\n")
+    return folder
+
+
+def test_base_values_load(conf_dir: Path) -> None:
+    config = load_config(env="base", conf_dir=conf_dir)
+    assert config.seed == 42
+    assert config.spark.master == "local[*]"
+    assert config.env == "base"
+
+
+def test_env_overlay_beats_base_and_set_beats_env(conf_dir: Path) -> None:
+    config = load_config(env="staging", conf_dir=conf_dir)
+    assert (config.seed, config.spark.master) == (7, "local[1]")
+    assert config.spark.conf["spark.sql.shuffle.partitions"] == "3"
+    # the overlay merges into spark.conf instead of replacing the whole mapping
+    assert config.spark.conf["spark.sql.session.timeZone"] == "UTC"
+
+    config = load_config(env="staging", conf_dir=conf_dir,
+                         overrides=["seed=11", "spark.conf.spark.sql.shuffle.partitions=5"])
+    assert config.seed == 11
+    assert config.spark.conf["spark.sql.shuffle.partitions"] == "5"
+    assert config.spark.master == "local[1]"
+
+
+def test_env_variable_selects_overlay(conf_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLPIPE_ENV", "staging")
+    assert load_config(conf_dir=conf_dir).seed == 7
+
+
+def test_local_overlay_applies_after_env(conf_dir: Path) -> None:
+    (conf_dir / "local.yaml").write_text("seed: 99\n")
+    assert load_config(env="staging", conf_dir=conf_dir).seed == 99
+
+
+def test_unknown_key_names_file_and_key(conf_dir: Path) -> None:
+    (conf_dir / "staging.yaml").write_text("spark:\n  matser: local[2]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(env="staging", conf_dir=conf_dir)
+    message = str(info.value)
+    assert str(conf_dir / "staging.yaml") in message
+    assert "spark.matser" in message and "unknown key" in message
+
+
+def test_wrong_type_names_file_and_key(conf_dir: Path) -> None:
+    (conf_dir / "staging.yaml").write_text("mlflow:\n  ui_port: lots\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(env="staging", conf_dir=conf_dir)
+    message = str(info.value)
+    assert str(conf_dir / "staging.yaml") in message and "mlflow.ui_port" in message
+
+
+def test_bad_override_names_set(conf_dir: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--set: seed"):
+        load_config(conf_dir=conf_dir, overrides=["seed=abc"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(conf_dir=conf_dir, overrides=["seed"])
+
+
+def test_missing_overlay_is_an_error(conf_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="prod.yaml"):
+        load_config(env="prod", conf_dir=conf_dir)
+
+
+def test_config_is_frozen(conf_dir: Path) -> None:
+    config = load_config(conf_dir=conf_dir)
+    with pytest.raises(ValidationError):
+        config.seed = 1  # type: ignore[misc]
+
+
+def test_parse_override_keeps_spark_keys_whole() -> None:
+    assert parse_override("spark.conf.spark.sql.shuffle.partitions=4") == {
+        "spark": {"conf": {"spark.sql.shuffle.partitions": "4"}}}
+    assert parse_override("a.b=[1, 2]") == {"a": {"b": [1, 2]}}
+
+
+def test_data_paths_resolve_under_data_root(conf_dir: Path, tmp_path: Path) -> None:
+    config = load_config(conf_dir=conf_dir, overrides=[f"data_root={tmp_path}/d"])
+    assert config.data_path("lake", "bronze", "flights") == f"{tmp_path}/d/lake/bronze/flights"
+    remote = load_config(conf_dir=conf_dir, overrides=["data_root=s3a://bucket/root/"])
+    assert remote.data_path("lake") == "s3a://bucket/root/lake"
+
+
+def test_fingerprint_changes_with_section(conf_dir: Path) -> None:
+    one = load_config(conf_dir=conf_dir)
+    two = load_config(conf_dir=conf_dir, overrides=["seed=1"])
+    assert one.fingerprint() != two.fingerprint()
+    assert one.fingerprint("spark") == two.fingerprint("spark")
