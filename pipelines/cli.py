@@ -88,6 +88,44 @@ def ui() -> int:
     return start_ui(current_config())
 
 
+@cli.command()
+@click.option("--from", "start", metavar="STEP", help="Start at STEP and run what depends on it.")
+@click.option("--only", multiple=True, metavar="STEP", help="Run only STEP (repeatable).")
+@click.option("--force", is_flag=True, help="Rerun steps even when their inputs are unchanged.")
+@config_options
+def run(start: str | None, only: tuple[str, ...], force: bool) -> int:
+    """Run the whole pipeline (the DAG in conf/pipeline.yaml); exit 1 if a step failed."""
+    from pipelines.runner import FAILED, format_outcomes, run_pipeline
+    from pipelines.scheduler import run_locked
+
+    config = current_config()
+    outcomes = run_locked(config, lambda: run_pipeline(config, start=start, only=only,
+                                                       force=force))
+    click.echo(format_outcomes(outcomes))
+    return 1 if any(o.status == FAILED for o in outcomes) else 0
+
+
+@cli.command()
+@click.option("--cron", help="Cron expression (default: schedule.cron).")
+@click.option("--max-runs", type=int, help="Stop after this many scheduled runs.")
+@config_options
+def schedule(cron: str | None, max_runs: int | None) -> int:
+    """Run the pipeline on a cron schedule until interrupted."""
+    from pipelines.runner import format_outcomes, run_pipeline
+    from pipelines.scheduler import run_schedule
+
+    config = current_config()
+
+    def scheduled_run() -> None:
+        click.echo(format_outcomes(run_pipeline(config)))
+
+    try:
+        run_schedule(config, scheduled_run, cron=cron, max_runs=max_runs)
+    except KeyboardInterrupt:
+        log.info("schedule stopped")
+    return 0
+
+
 def step_command(step: Step) -> click.Command:
     """A ``mlpipe step NAME`` command that runs ``step`` with its own options."""
 

@@ -2,8 +2,8 @@
 
 Precedence, lowest first: the base files (``conf/base.yaml``, then ``pipeline.yaml``
 and ``serving.yaml``, which hold the step and serving sections) < ``conf/<env>.yaml``
-< ``conf/local.yaml`` < ``--set a.b=c``. Every key remembers the file (or ``--set``) it came from, so a
-validation error names both the key and where it was written.
+< ``conf/local.yaml`` < ``--set a.b=c``. Every key remembers the file (or ``--set``)
+it came from, so a validation error names both the key and where it was written.
 """
 
 from __future__ import annotations
@@ -87,6 +87,85 @@ class SynthesizeConfig(Section):
     files_per_copy: int
 
 
+class PipelineConfig(Section):
+    """The DAG: each step with the steps it runs after."""
+
+    steps: dict[str, list[str]]
+
+
+class ScheduleConfig(Section):
+    cron: str
+    missed_runs: Literal["catch_up", "skip"]
+    on_overlap: Literal["exit", "wait"]
+    wait_timeout_s: float
+    stale_lock_after_s: float
+
+
+class TrainingSchedule(Section):
+    """What every Horovod-trained model shares: optimisation and early stopping.
+
+    ``batch_size`` is per worker; the learning rate is scaled by the number of
+    workers after ``warmup_epochs`` of linear warm-up (Goyal et al.'s recipe).
+    """
+
+    table: str
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    warmup_epochs: int
+    patience: int
+    shuffle_buffer: int
+    mixed_precision: bool
+
+
+class TrainDeepConfig(TrainingSchedule):
+    """``mlpipe step train_deep``: the MLP over the flight features (predicts ``is_delayed``)."""
+
+    hidden_units: list[int]
+    dropout: float
+    max_embedding_dim: int
+
+
+class TrainSequenceConfig(TrainingSchedule):
+    """``mlpipe step train_sequence``: the recurrent forecaster over per-origin hourly windows."""
+
+    cell: Literal["lstm", "gru", "transformer"]
+    units: list[int]
+    dropout: float
+    heads: int
+    window_column: str
+    target_column: str
+
+
+class MpiConfig(Section):
+    """Hosts and RDMA settings for ``horovod.launcher: mpi`` (NCCL over InfiniBand or RoCE)."""
+
+    hosts: list[str]
+    transport: Literal["infiniband", "roce", "tcp"]
+    ib_hca: str
+    gid_index: int
+    socket_ifname: str
+    gpudirect_level: str
+    ucx_net_devices: str
+    python: str
+    env: dict[str, str]
+
+
+class HorovodConfig(Section):
+    """How the training workers are launched and how they talk to each other."""
+
+    launcher: Literal["local", "spark", "mpi"]
+    num_proc: int
+    network_interface: str
+    threads_per_worker: int
+    fp16_allreduce: bool
+    fusion_threshold_mb: int
+    cycle_time_ms: float
+    start_timeout_s: int
+    timeout_s: int
+    mpi: MpiConfig
+
+
 class Config(Section):
     """The whole configuration of one run; sections are added as capabilities land."""
 
@@ -98,7 +177,12 @@ class Config(Section):
     ingest: IngestConfig
     features: FeaturesConfig
     synthesize: SynthesizeConfig
+    train_deep: TrainDeepConfig
+    train_sequence: TrainSequenceConfig
+    horovod: HorovodConfig
     serving: ServingSettings
+    pipeline: PipelineConfig
+    schedule: ScheduleConfig
     env: str = "base"
 
     @property

@@ -25,9 +25,9 @@ TEST_SETTINGS = (
 )
 
 
-def make_config(data_root: Path, *overrides: str) -> Config:
+def make_config(data_root: Path, *overrides: str, conf_dir: Path = CONF_DIR) -> Config:
     """The base config with the data root moved into a test folder."""
-    return load_config(env="base", conf_dir=CONF_DIR,
+    return load_config(env="base", conf_dir=conf_dir,
                        overrides=(f"data_root={data_root}", *TEST_SETTINGS, *overrides))
 
 

@@ -63,3 +63,7 @@ class Step:
     help: str
     options: Sequence[Callable[[Any], Any]] = ()
     tracked: bool = True
+    # What decides whether a scheduled run may skip the step: the config sections it
+    # reads, and the locations (Delta tables or landing folders) whose state it reads.
+    config_sections: Sequence[str] = ()
+    inputs: Callable[[Config], Sequence[str]] | None = None

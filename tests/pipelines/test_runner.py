@@ -1,0 +1,141 @@
+"""The DAG runner: order, skipping unchanged steps, failure isolation, MLflow nesting."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pipelines.config import Config
+from pipelines.errors import ConfigError
+from pipelines.runner import BLOCKED, FAILED, RAN, SKIPPED, format_outcomes, run_pipeline
+from pipelines.steps.base import Step, StepContext, StepResult
+from pipelines.tracking import resolve_target
+from tests.conftest import CONF_DIR, make_config
+
+DAG = {"load": [], "clean": ["load"], "report": ["clean"], "audit": ["load"]}
+
+
+def conf_with_dag(folder: Path, dag: dict[str, list[str]]) -> Path:
+    """A copy of conf/ whose pipeline declares ``dag`` (an overlay would merge, not replace)."""
+    shutil.copytree(CONF_DIR, folder, ignore=shutil.ignore_patterns("local.yaml"))
+    pipeline = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    pipeline["pipeline"]["steps"] = dag
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
+    return folder
+
+
+def dag_config_at(tmp_path: Path, dag: dict[str, list[str]], *overrides: str) -> Config:
+    conf_dir = tmp_path / "conf"
+    if not conf_dir.exists():
+        conf_with_dag(conf_dir, dag)
+    return make_config(tmp_path / "data", *overrides, conf_dir=conf_dir)
+
+
+class Recorder:
+    """Steps that append their name to a log file when they run (and may be told to fail)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.log = folder / "ran.txt"
+        self.failing: set[str] = set()
+
+    def step(self, name: str, reads: str) -> Step:
+        return Step(name=name, run=lambda ctx: self._run(name, ctx), help=name,
+                    config_sections=("seed",), inputs=lambda config: [str(self.folder / reads)])
+
+    def _run(self, name: str, ctx: StepContext) -> StepResult:
+        if name in self.failing:
+            raise RuntimeError(f"{name} broke")
+        with self.log.open("a") as handle:
+            handle.write(name + "\n")
+        (self.folder / f"{name}.out").mkdir(exist_ok=True)
+        return StepResult(metrics={"rows": 3.0}, headline=f"{name} ok")
+
+    def ran(self) -> list[str]:
+        names = self.log.read_text().split() if self.log.exists() else []
+        self.log.unlink(missing_ok=True)
+        return names
+
+    def steps(self) -> list[Step]:
+        (self.folder / "landing").mkdir(exist_ok=True)
+        return [self.step("load", "landing"), self.step("clean", "load.out"),
+                self.step("report", "clean.out"), self.step("audit", "load.out")]
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Recorder:
+    return Recorder(tmp_path)
+
+
+@pytest.fixture
+def dag_config(tmp_path: Path) -> Config:
+    yield dag_config_at(tmp_path, DAG)
+    mlflow.set_tracking_uri(None)
+
+
+def test_runs_in_dependency_order_then_skips_unchanged(dag_config: Config,
+                                                       recorder: Recorder) -> None:
+    steps = recorder.steps()
+    outcomes = run_pipeline(dag_config, steps=steps)
+    assert [o.status for o in outcomes] == [RAN] * 4
+    ran = recorder.ran()
+    assert ran.index("load") < ran.index("clean") < ran.index("report")
+
+    again = run_pipeline(dag_config, steps=steps)
+    assert [o.status for o in again] == [SKIPPED] * 4 and recorder.ran() == []
+    assert again[0].headline == "load ok"
+
+    (recorder.folder / "landing" / "new.csv").write_text("x\n")  # new data arrives
+    outcomes = run_pipeline(dag_config, steps=steps)
+    assert {o.name: o.status for o in outcomes}["load"] == RAN
+    assert recorder.ran() == ["load"]
+
+
+def test_config_change_and_force_rerun(dag_config: Config, recorder: Recorder,
+                                       tmp_path: Path) -> None:
+    steps = recorder.steps()
+    run_pipeline(dag_config, steps=steps)
+    recorder.ran()
+    changed = dag_config_at(tmp_path, DAG, "seed=7")
+    assert {o.status for o in run_pipeline(changed, steps=steps)} == {RAN}
+    recorder.ran()
+    run_pipeline(changed, steps=steps, only=["clean"], force=True)
+    assert recorder.ran() == ["clean"]
+
+
+def test_from_runs_the_step_and_its_dependants(dag_config: Config, recorder: Recorder) -> None:
+    outcomes = run_pipeline(dag_config, steps=recorder.steps(), start="clean")
+    assert [o.name for o in outcomes] == ["clean", "report"]
+
+
+def test_failure_blocks_dependants_only(dag_config: Config, recorder: Recorder) -> None:
+    recorder.failing.add("clean")
+    outcomes = {o.name: o.status for o in run_pipeline(dag_config, steps=recorder.steps())}
+    assert outcomes == {"load": RAN, "clean": FAILED, "report": BLOCKED, "audit": RAN}
+    table = format_outcomes(run_pipeline(dag_config, steps=recorder.steps()))
+    assert "clean" in table and FAILED in table
+
+
+def test_steps_are_nested_under_one_parent_run(dag_config: Config, recorder: Recorder) -> None:
+    run_pipeline(dag_config, steps=recorder.steps())
+    target = resolve_target(dag_config)
+    client = MlflowClient(target.tracking_uri)
+    experiment = client.get_experiment_by_name(dag_config.mlflow.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.info.run_name == "pipeline"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") ==
+                parents[0].info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["audit", "clean", "load", "report"]
+    assert all(r.data.metrics["rows"] == 3.0 for r in children)
+
+
+def test_unknown_step_in_dag_names_the_key(tmp_path: Path, recorder: Recorder) -> None:
+    config = dag_config_at(tmp_path, {"load": [], "train": ["load"]})
+    with pytest.raises(ConfigError, match=r"pipeline\.steps\.train"):
+        run_pipeline(config, steps=recorder.steps())
