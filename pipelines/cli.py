@@ -126,6 +126,22 @@ def schedule(cron: str | None, max_runs: int | None) -> int:
     return 0
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("step_name", metavar="STEP")
+@click.argument("step_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--dry-run", is_flag=True, help="Print the spark-submit command only.")
+@config_options
+def submit(step_name: str, step_args: tuple[str, ...], dry_run: bool) -> int:
+    """Run STEP's job with spark-submit against spark.master, shipping the code as a zip."""
+    from pipelines.config import resolve_conf_dir
+    from pipelines.submit import submit as submit_job
+
+    store = click.get_current_context().find_root().meta.get("mlpipe", {"overrides": []})
+    conf_dir = resolve_conf_dir(store.get("conf_dir")).resolve()
+    return submit_job(current_config(), step_name, conf_dir=conf_dir,
+                      overrides=store["overrides"], step_args=step_args, dry_run=dry_run)
+
+
 def step_command(step: Step) -> click.Command:
     """A ``mlpipe step NAME`` command that runs ``step`` with its own options."""
 

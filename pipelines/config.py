@@ -216,7 +216,7 @@ def load_config(
     conf_dir: str | Path | None = None,
 ) -> Config:
     """Merge base, environment and local overlays and ``--set`` overrides, then validate."""
-    folder = Path(conf_dir or os.environ.get(CONF_DIR_VARIABLE) or DEFAULT_CONF_DIR)
+    folder = resolve_conf_dir(conf_dir)
     env = env or os.environ.get(ENV_VARIABLE) or None
     base_file = folder / "base.yaml"
     if not base_file.exists():
@@ -244,6 +244,11 @@ def load_config(
         return Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from None
+
+
+def resolve_conf_dir(conf_dir: str | Path | None = None) -> Path:
+    """The configuration folder: the one given, else ``$MLPIPE_CONF_DIR``, else ``./conf``."""
+    return Path(conf_dir or os.environ.get(CONF_DIR_VARIABLE) or DEFAULT_CONF_DIR)
 
 
 def parse_override(text: str) -> dict[str, Any]:
