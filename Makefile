@@ -18,7 +18,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMPS)/deps: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@mkdir -p $(STAMPS) && touch $@
 
@@ -42,5 +42,6 @@ lint: $(STAMPS)/deps
 bench: setup
 	$(PY) -m bench
 
+# The Horovod wheel stays cached in ~/.cache/mlpipe and is not rebuilt.
 clean:
-	rm -rf $(VENV) .cache/wheels build *.egg-info
+	rm -rf $(VENV) build *.egg-info

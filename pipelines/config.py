@@ -192,6 +192,18 @@ class Config(Section):
             return self.data_root.rstrip("/")
         return str(Path(self.data_root).expanduser().resolve())
 
+    @property
+    def state_dir(self) -> Path:
+        """Where the pipeline keeps its lock and step fingerprints: a local folder.
+
+        Under a local data root it is ``<data_root>/state``; a remote data root (an
+        object store cannot hold a lock file) gets a folder of its own in the user's cache.
+        """
+        if "://" not in self.data_root:
+            return Path(self.data_root_uri) / "state"
+        key = hashlib.sha256(self.data_root.encode()).hexdigest()[:12]
+        return Path.home() / ".cache" / "mlpipe" / "state" / key
+
     def data_path(self, *parts: str) -> str:
         """A location under the data root, e.g. ``data_path("lake", "bronze", "flights")``."""
         return join_uri(self.data_root_uri, *parts)

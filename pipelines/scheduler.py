@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def lock_path(config: Config) -> Path:
-    return Path(config.data_path("state", "pipeline.lock"))
+    return config.state_dir / "pipeline.lock"
 
 
 def run_locked(config: Config, run: Callable[[], object]) -> object:
@@ -47,7 +47,7 @@ def run_schedule(config: Config, run: Callable[[], object], *, cron: str | None 
     expression = cron or config.schedule.cron
     if not croniter.is_valid(expression):
         raise ConfigError(f"schedule.cron: {expression!r} is not a valid cron expression")
-    marker = Path(config.data_path("state", "schedule.json"))
+    marker = config.state_dir / "schedule.json"
     last = _last_fire(marker) or datetime.now(UTC)
     fires = 0
     log.info("schedule %r: next run at %s", expression, next_fire(expression, last).isoformat())

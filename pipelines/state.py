@@ -24,7 +24,7 @@ DELTA_COMMIT = re.compile(r"^(\d{20})\.json$")
 
 
 def state_file(config: Config) -> Path:
-    return Path(config.data_path("state", "pipeline_state.json"))
+    return config.state_dir / "pipeline_state.json"
 
 
 def location_state(location: str) -> Any:

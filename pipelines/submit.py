@@ -71,7 +71,7 @@ def submit_command(config: Config, step: str, archive: Path, *, conf_dir: Path,
 def submit(config: Config, step: str, *, conf_dir: Path, overrides: Sequence[str] = (),
            step_args: Sequence[str] = (), dry_run: bool = False) -> int:
     """Build the archive and run (or, with ``dry_run``, print) the spark-submit command."""
-    archive = build_code_archive(Path(config.data_path("state", "dist")))
+    archive = build_code_archive(config.state_dir / "dist")
     command = submit_command(config, step, archive, conf_dir=conf_dir, overrides=overrides,
                              step_args=step_args)
     print(" ".join(command))

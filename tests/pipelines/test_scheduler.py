@@ -90,7 +90,7 @@ def test_schedule_fires_on_the_cron_expression(config: Config) -> None:
 
 def missed_config(tmp_path: Path, policy: str) -> Config:
     config = make_config(tmp_path / "data", f"schedule.missed_runs={policy}")
-    marker = Path(config.data_path("state", "schedule.json"))
+    marker = config.state_dir / "schedule.json"
     marker.parent.mkdir(parents=True)
     marker.write_text(json.dumps(
         {"last_fire": (datetime.now(UTC) - timedelta(hours=2)).isoformat()}))
