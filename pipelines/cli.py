@@ -80,6 +80,26 @@ def config_show() -> None:
 
 
 @cli.command()
+@click.argument("model_uri")
+@click.option("--watch", is_flag=True,
+              help="Poll the alias in MODEL_URI and swap in new versions without downtime.")
+@config_options
+def serve(model_uri: str, watch: bool) -> int:
+    """Serve MODEL_URI (models:/NAME@ALIAS, runs:/ID/model) over HTTP with dynamic batching.
+
+    Settings come from the serving section (conf/serving.yaml), e.g.
+    --set serving.port=8081 --set serving.max_batch_size=128.
+    """
+    from pipelines.tracking import configure_tracking
+    from serving.server import serve as serve_model
+
+    config = current_config()
+    configure_tracking(config)
+    serve_model(model_uri, config.serving, watch=watch)
+    return 0
+
+
+@cli.command()
 @config_options
 def ui() -> int:
     """Start the MLflow UI on the configured host and port, against the same backend."""

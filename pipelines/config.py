@@ -87,6 +87,31 @@ class SynthesizeConfig(Section):
     files_per_copy: int
 
 
+class TrainRegressionConfig(Section):
+    reg_params: list[float] = Field(min_length=1)
+    elastic_net_param: float = Field(ge=0, le=1)
+    max_iter: int = Field(gt=0)
+    tol: float = Field(gt=0)
+    calibration_bins: int = Field(gt=1)
+
+
+class ModelJudgement(Section):
+    """How one registered model is judged: on which silver table, label and metric."""
+
+    table: str
+    label: str
+    metric: Literal["rmse", "mae", "r2", "auc", "log_loss", "accuracy", "brier"]
+
+
+class EvaluateConfig(Section):
+    split: str
+    models: dict[str, ModelJudgement]
+
+
+class PromoteConfig(Section):
+    margin: float = Field(ge=0)
+
+
 class PipelineConfig(Section):
     """The DAG: each step with the steps it runs after."""
 
@@ -180,6 +205,9 @@ class Config(Section):
     train_deep: TrainDeepConfig
     train_sequence: TrainSequenceConfig
     horovod: HorovodConfig
+    train_regression: TrainRegressionConfig
+    evaluate: EvaluateConfig
+    promote: PromoteConfig
     serving: ServingSettings
     pipeline: PipelineConfig
     schedule: ScheduleConfig

@@ -65,10 +65,25 @@ def run_pipeline(config: Config, *, start: str | None = None, only: Sequence[str
                 if outcome.status == FAILED:
                     blocked |= descendants(declared, name)
             mlflow.set_tags({f"mlpipe.step.{o.name}": o.status for o in outcomes})
+            _record_successes(outcomes, known, config, state)
     finally:
         if context.has_spark:
             context.spark.stop()
     return outcomes
+
+
+def _record_successes(outcomes: Sequence[StepOutcome], known: dict[str, Step], config: Config,
+                      state: PipelineState) -> None:
+    """Fingerprint the steps that ran, as their inputs stand at the end of the run.
+
+    Taken at the end rather than right after each step, because a later step may
+    change what an earlier one reads (``promote`` moves the aliases ``evaluate``
+    looks at): the next run then skips both when nothing new has arrived.
+    """
+    for outcome in outcomes:
+        if outcome.status == RAN:
+            state.record(outcome.name, step_fingerprint(known[outcome.name], config),
+                         headline=outcome.headline, finished_at=time.time())
 
 
 def _run_one(step: Step, config: Config, context: StepContext, state: PipelineState, force: bool,
@@ -85,8 +100,6 @@ def _run_one(step: Step, config: Config, context: StepContext, state: PipelineSt
         log.exception("%s: failed", prefix)
         return StepOutcome(step.name, FAILED, time.monotonic() - started, "see the log above")
     duration = time.monotonic() - started
-    state.record(step.name, step_fingerprint(step, config), headline=result.headline,
-                 finished_at=time.time())
     log.info("%s: ran in %.1f s %s", prefix, duration, result.headline)
     return StepOutcome(step.name, RAN, duration, result.headline)
 

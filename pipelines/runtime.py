@@ -13,6 +13,7 @@ from typing import Any
 import mlflow
 
 from pipelines.config import Config
+from pipelines.registry import register_candidate
 from pipelines.steps.base import Step, StepContext, StepResult
 from pipelines.tracking import configure_tracking, log_table_input, start_run
 
@@ -36,7 +37,7 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
         with start_run(config, step.name, tags={"mlpipe.step": step.name}) as run:
             context.run_id = run.info.run_id
             result = step.run(context, **options)
-            record_result(result)
+            record_result(result, run.info.run_id)
             return result
     finally:
         if owns_context and context.has_spark:
@@ -44,11 +45,18 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
         log.info("step %s finished in %.1f s", step.name, time.monotonic() - started)
 
 
-def record_result(result: StepResult) -> None:
-    """Log a step's lineage and metrics on the active run."""
+def record_result(result: StepResult, run_id: str) -> None:
+    """Log a step's lineage and metrics on its run; register the models it trained.
+
+    Each model becomes a new version of its registered model with the alias
+    ``@candidate``, and the version number is logged back on the step's run.
+    """
     for ref in result.inputs:
         log_table_input(ref, context="input")
     for ref in result.outputs:
         mlflow.log_param(f"output.{ref.name}.version", ref.version)
     if result.metrics:
         mlflow.log_metrics(result.metrics)
+    for name, uri in result.models.items():
+        version = register_candidate(name, uri, run_id)
+        mlflow.log_param(f"output.model.{name}.version", version.version)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Config
+from pipelines.registry import version_by_alias
 from pipelines.steps.base import Step
 
 DELTA_COMMIT = re.compile(r"^(\d{20})\.json$")
@@ -30,9 +31,12 @@ def state_file(config: Config) -> Path:
 def location_state(location: str) -> Any:
     """A JSON-able summary that changes whenever the data at ``location`` changes.
 
-    Local paths are read directly, without starting Spark, so a run with nothing to
-    do stays fast. A remote location has no cheap summary: None, and the step runs.
+    ``models:/NAME@ALIAS`` is the registered version behind an alias. Local paths are
+    read directly, without starting Spark, so a run with nothing to do stays fast.
+    A remote path has no cheap summary: None, and the step runs.
     """
+    if location.startswith("models:/"):
+        return alias_state(location)
     if "://" in location and not location.startswith("file://"):
         return None
     path = Path(location.removeprefix("file://"))
@@ -46,6 +50,13 @@ def location_state(location: str) -> Any:
                        for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
         return {"files": len(files), "digest": _digest(files)}
     return "missing"
+
+
+def alias_state(location: str) -> str:
+    """The version behind ``models:/NAME@ALIAS``, or "none"."""
+    name, _, alias = location.removeprefix("models:/").partition("@")
+    version = version_by_alias(name, alias)
+    return version.version if version is not None else "none"
 
 
 def step_fingerprint(step: Step, config: Config) -> str:
