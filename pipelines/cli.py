@@ -213,5 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+def run_job(step: str, argv: Sequence[str] | None = None) -> int:
+    """What a spark-submit entry point in ``jobs/`` does: ``mlpipe step STEP [ARGS]``."""
+    return main(["step", step, *(sys.argv[1:] if argv is None else argv)])
+
+
 if __name__ == "__main__":
     sys.exit(main())

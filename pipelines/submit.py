@@ -54,8 +54,10 @@ def spark_submit_executable() -> str:
 def submit_command(config: Config, step: str, archive: Path, *, conf_dir: Path,
                    overrides: Sequence[str] = (), step_args: Sequence[str] = ()) -> list[str]:
     """The full ``spark-submit`` command line for ``step`` against ``spark.master``."""
-    # Executors use this interpreter unless the config names the cluster's own.
-    spark_conf = {"spark.pyspark.python": sys.executable, **config.spark.conf}
+    # The driver runs here, with this interpreter; executors use it too unless the
+    # config names the cluster's own.
+    spark_conf = {"spark.pyspark.python": sys.executable, **config.spark.conf,
+                  "spark.pyspark.driver.python": sys.executable}
     command = [spark_submit_executable(), "--master", config.spark.master,
                "--name", f"{config.spark.app_name}-{step}",
                "--jars", ",".join(str(jar) for jar in delta_jars()),

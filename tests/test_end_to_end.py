@@ -29,7 +29,8 @@ STEPS = ("seed", "ingest", "features", "train_regression", "train_deep", "train_
 # Ten days: six to train on, two to validate, two to test.
 SLICE = ("seeding.start=2013-01-01", "seeding.end=2013-01-10",
          "features.train_end=2013-01-06", "features.validation_end=2013-01-08",
-         "train_regression.reg_params=[0.0]", "train_deep.epochs=1", "train_deep.batch_size=64",
+         "train_regression.reg_params=[0.0, 0.01]", "train_deep.epochs=1",
+         "train_deep.batch_size=64",
          "train_sequence.epochs=1", "train_sequence.batch_size=16",
          "spark.master=local[2]", "spark.conf.spark.sql.shuffle.partitions=2")
 

@@ -24,8 +24,10 @@ from models.features.spec import FeatureSpec, load_spec
 from models.metrics import classification_metrics, regression_metrics
 from models.plots import calibration_plot, residuals_plot, roc_plot
 from models.regression import LinearRegression, LogisticRegression
+from models.regression.blocks import DataError as RegressionDataError
 from models.regression.pyfunc import log_regression_model
 from pipelines.config import TrainRegressionConfig
+from pipelines.errors import DataError
 from pipelines.lake import TableRef, pin, read_table, table_path
 from pipelines.steps.base import Step, StepContext, StepResult
 from pipelines.steps.features import FEATURE_TABLE, spec_path
@@ -113,13 +115,22 @@ def train_task(task: Task, encoded: DataFrame, spec: FeatureSpec, example: pd.Da
     test = encoded.where("split = 'test'")
     best, best_score, metrics = None, float("inf"), {}
     for reg_param in settings.reg_params:
-        model = estimator(task, reg_param, settings).fit(train)
+        try:
+            model = estimator(task, reg_param, settings).fit(train)
+        except RegressionDataError as exc:
+            # An unregularised fit of a rank-deficient design (a short slice of data
+            # can make a level collinear): the regularised candidates still stand.
+            log.warning("%s regParam=%g skipped: %s", task.short, reg_param, exc)
+            continue
         score = judge(task, *predictions(model, validation, task))[task.selection_metric]
         metrics[f"{task.short}.validation.{task.selection_metric}.reg_{reg_param:g}"] = score
         log.info("%s regParam=%g: validation %s %.5f (%d passes)", task.short, reg_param,
                  task.selection_metric, score, model.summary.numPasses)
         if score < best_score:
             best, best_score = (model, reg_param), score
+    if best is None:
+        raise DataError(f"{task.model_name}: no regParam in {settings.reg_params} gave a fit; "
+                        "add a positive one to train_regression.reg_params")
     model, reg_param = best
     y, p = predictions(model, test, task)
     metrics.update({f"{task.short}.test.{k}": v for k, v in judge(task, y, p).items()})

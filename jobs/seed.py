@@ -1,0 +1,13 @@
+"""spark-submit entry point of ``mlpipe step seed``."""
+
+import sys
+
+from pipelines.cli import run_job
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("seed", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""train_regression, evaluate, promote and batch_score on the small seeded lake.
+
+The regression pyfunc must score raw flights exactly as Spark's transform does;
+the gate must promote a first candidate and refuse a worse one; batch scoring must
+not duplicate rows when rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from pyspark.sql import SparkSession
+
+from models.features.fields import RAW_FIELDS
+from models.features.spark import encode_spark
+from models.features.spec import load_spec
+from models.regression import LinearRegressionModel, LogisticRegressionModel
+from pipelines.config import Config
+from pipelines.lake import read_table, table_path
+from pipelines.runtime import record_result
+from pipelines.steps import batch_score, evaluate, promote, train_regression
+from pipelines.steps.base import StepContext, StepResult
+from pipelines.steps.features import FEATURE_TABLE, spec_path
+from pipelines.tracking import start_run
+from tests.conftest import make_config
+from tests.pipelines.conftest import SeededLake
+
+LINEAR, LOGISTIC = "flight-delay-linear", "flight-delay-logistic"
+
+
+def run_tracked(config: Config, spark: SparkSession, step_run, name: str) -> StepResult:
+    """Run a step function under its own MLflow run, registering what it trained."""
+    ctx = StepContext(config, session_factory=lambda _config: spark)
+    with start_run(config, name) as run:
+        ctx.run_id = run.info.run_id
+        result = step_run(ctx)
+        record_result(result, run.info.run_id)
+    return result
+
+
+@pytest.fixture(scope="module")
+def lake_config(seeded_lake: SeededLake) -> Iterator[Config]:
+    # Only the two regressions are judged here: the neural models have their own tests.
+    yield make_config(
+        Path(seeded_lake.config.data_root), "train_regression.reg_params=[0.0, 0.1]",
+        "evaluate.models={flight-delay-linear: {table: flight_features, label: arr_delay, "
+        "metric: rmse}, flight-delay-logistic: {table: flight_features, label: is_delayed, "
+        "metric: auc}}")
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def trained(lake_config: Config, spark: SparkSession) -> StepResult:
+    return run_tracked(lake_config, spark, train_regression.run, "train_regression")
+
+
+def test_train_regression_logs_metrics_and_models(trained: StepResult) -> None:
+    assert set(trained.models) == {LINEAR, LOGISTIC}
+    for key in ("linear.test.rmse", "linear.test.mae", "linear.test.r2", "logistic.test.auc",
+                "logistic.test.log_loss", "logistic.test.accuracy", "logistic.test.brier"):
+        assert np.isfinite(trained.metrics[key]), key
+    assert trained.metrics["linear.num_passes"] >= 1
+    assert trained.inputs[0].name == f"silver.{FEATURE_TABLE}"
+    client = MlflowClient()
+    run_id = client.get_model_version_by_alias(LINEAR, "candidate").run_id
+    artifacts = {a.path for a in client.list_artifacts(run_id, "linear")}
+    assert {"linear/coefficients.csv", "linear/residuals.png"} <= artifacts
+    assert {"logistic/roc.png", "logistic/calibration.png"} <= {
+        a.path for a in client.list_artifacts(run_id, "logistic")}
+
+
+@pytest.mark.parametrize(("name", "model_class", "column"), [
+    (LINEAR, LinearRegressionModel, "prediction"),
+    (LOGISTIC, LogisticRegressionModel, "probability"),
+])
+def test_pyfunc_equals_spark_transform(trained: StepResult, lake_config: Config,
+                                       spark: SparkSession, name: str, model_class,
+                                       column: str) -> None:
+    ref = trained.inputs[0]
+    rows = read_table(spark, ref).where("split = 'test'").orderBy("flight", "carrier").limit(40)
+    pyfunc = mlflow.pyfunc.load_model(trained.models[name])
+    served = pyfunc.predict(rows.select(*RAW_FIELDS).toPandas())
+
+    fitted = pyfunc.unwrap_python_model()
+    spark_model = model_class(fitted.coefficients, fitted.intercept)
+    spec = load_spec(spec_path(StepContext(lake_config), FEATURE_TABLE, ref.version))
+    transformed = spark_model.transform(encode_spark(spec, rows)).toPandas()[column]
+    expected = np.array([v[1] if column == "probability" else v for v in transformed])
+    np.testing.assert_allclose(served, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_gate_promotes_first_candidate_then_refuses_a_worse_one(
+        trained: StepResult, lake_config: Config, spark: SparkSession) -> None:
+    run_tracked(lake_config, spark, evaluate.run, "evaluate")
+    result = run_tracked(lake_config, spark, promote.run, "promote")
+    assert result.metrics["promoted"] == 2.0
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(LINEAR, "champion")
+    assert champion.tags["mlpipe.decision"] == "promoted"
+
+    # A worse candidate: the same design with every coefficient halved.
+    worse = run_tracked(lake_config, spark, lambda ctx: halved_linear(ctx, trained),
+                        "train_regression")
+    run_tracked(lake_config, spark, evaluate.run, "evaluate")
+    run_tracked(lake_config, spark, promote.run, "promote")
+    candidate = client.get_model_version(LINEAR, worse.metrics["version"])
+    assert candidate.tags["mlpipe.decision"] == "rejected"
+    assert client.get_model_version_by_alias(LINEAR, "champion").version == champion.version
+    assert "candidate" not in client.get_registered_model(LINEAR).aliases
+
+
+def halved_linear(ctx: StepContext, trained: StepResult) -> StepResult:
+    from models.regression.pyfunc import log_regression_model
+
+    fitted = mlflow.pyfunc.load_model(trained.models[LINEAR]).unwrap_python_model()
+    ref = trained.inputs[0]
+    spec = load_spec(spec_path(ctx, FEATURE_TABLE, ref.version))
+    example = read_table(ctx.spark, ref).select(*RAW_FIELDS).limit(2).toPandas()
+    info = log_regression_model("linear_model", spec, fitted.coefficients * 0.5,
+                                fitted.intercept, "identity", example)
+    versions = MlflowClient().search_model_versions(f"name = '{LINEAR}'")
+    next_version = max(int(v.version) for v in versions) + 1
+    return StepResult(models={LINEAR: info.model_uri}, metrics={"version": next_version})
+
+
+def test_batch_score_writes_each_champion_once(trained: StepResult, lake_config: Config,
+                                               spark: SparkSession) -> None:
+    if "champion" not in MlflowClient().get_registered_model(LINEAR).aliases:
+        run_tracked(lake_config, spark, evaluate.run, "evaluate")
+        run_tracked(lake_config, spark, promote.run, "promote")
+    first = run_tracked(lake_config, spark, batch_score.run, "batch_score")
+    rows = read_table(spark, table_path(lake_config, "gold", batch_score.PREDICTIONS))
+    features = read_table(spark, table_path(lake_config, "silver", FEATURE_TABLE)).count()
+    assert rows.count() == 2 * features == first.metrics["prediction_rows"]
+    assert {r.model_name for r in rows.select("model_name").distinct().collect()} == \
+        {LINEAR, LOGISTIC}
+    run_tracked(lake_config, spark, batch_score.run, "batch_score")
+    assert rows.count() == 2 * features
