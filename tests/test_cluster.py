@@ -32,7 +32,7 @@ def bare_python(folder: Path) -> Path:
     wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{packages}" exec "{BIN_DIR / "python"}" -S "$@"\n')
     wrapper.chmod(0o755)
     probe = subprocess.run([str(wrapper), "-c", "import pyspark, models"], capture_output=True,
-                           text=True)
+                           text=True, cwd=folder)
     assert "No module named 'models'" in probe.stderr, probe.stderr
     return wrapper
 

@@ -35,6 +35,7 @@ class Cluster:
 @contextmanager
 def standalone_cluster(folder: Path, workers: int = 2) -> Iterator[Cluster]:
     """Start the cluster for the duration of the block and wait until all workers joined."""
+    folder.mkdir(parents=True, exist_ok=True)
     env = {"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1",
            "SPARK_LOG_DIR": str(folder / "logs")}
     port, ui_port = free_port(), free_port()
