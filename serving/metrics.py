@@ -1,0 +1,74 @@
+"""Prometheus metrics and the ASGI middleware that records every HTTP exchange.
+
+The middleware is plain ASGI rather than Starlette's BaseHTTPMiddleware, which would
+add a task and a body copy to every request on the hot path.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter(
+    "mlpipe_serving_requests", "HTTP requests answered, by endpoint and status code",
+    ["endpoint", "code"],
+)
+LATENCY = Histogram(
+    "mlpipe_serving_request_latency_seconds", "Time from request start to response start",
+    ["endpoint"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+)
+BATCH_ROWS = Histogram(
+    "mlpipe_serving_batch_rows", "Rows per model call, before padding",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+)
+QUEUE_DEPTH = Gauge("mlpipe_serving_queue_depth", "Requests admitted and waiting for the model")
+REJECTED = Counter(
+    "mlpipe_serving_rejected", "Requests refused without running the model, by reason",
+    ["reason"],
+)
+MODEL_VERSION = Gauge("mlpipe_serving_model_version_info", "The model version served",
+                      ["name", "version"])
+
+
+class MetricsMiddleware:
+    """Count requests by endpoint and status code and time them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # Labelled children looked up once: `labels()` costs more than the update itself.
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def send_recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                key = (_endpoint(scope), message["status"])
+                children = self._children.get(key)
+                if children is None:
+                    children = (REQUESTS.labels(key[0], str(key[1])), LATENCY.labels(key[0]))
+                    self._children[key] = children
+                children[1].observe(time.perf_counter() - start)
+                children[0].inc()
+            await send(message)
+
+        await self.app(scope, receive, send_recording)
+
+
+def _endpoint(scope: Scope) -> str:
+    """The route's handler name: bounded label values, whatever paths clients send."""
+    endpoint = scope.get("endpoint")
+    return getattr(endpoint, "__name__", "unmatched")
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics in the Prometheus text format."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,104 @@
+"""MLflow scoring protocol codec (`POST /invocations`), so existing MLflow clients work.
+
+The body names its layout with exactly one key: `dataframe_split` ({columns, data}),
+`dataframe_records` (a list of row objects), `instances` or `inputs` (rows, columns
+by name, or a tensor). Values go straight into numpy per input, without building a
+pandas DataFrame per request: the batch builds one for the whole batch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from serving.runtime import TensorSpec
+from serving.tensors import (
+    InvalidInput,
+    check_shape,
+    complete_columns,
+    datetimes_as_text,
+    to_array,
+)
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def decode_request(body: bytes, inputs: tuple[TensorSpec, ...]) -> tuple[dict, int]:
+    """The model's columns and the row count, or InvalidInput naming the field."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"body: invalid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise InvalidInput(f"body: expected a JSON object with one of {list(FORMATS)}")
+    present = [key for key in FORMATS if key in document]
+    if len(present) != 1:
+        raise InvalidInput(f"body: expected exactly one of {list(FORMATS)}, got {present}")
+    if document.get("params"):
+        raise InvalidInput("params: inference parameters are not supported by this model")
+    layout = present[0]
+    raw = _raw_columns(layout, document[layout], inputs)
+    columns = {}
+    for spec in inputs:
+        if spec.name in raw:
+            field = f"field {spec.name!r}"
+            columns[spec.name] = check_shape(to_array(raw[spec.name], spec, field), spec, field)
+    return complete_columns(columns, inputs, layout)
+
+
+def encode_response(outputs: dict[str, np.ndarray]) -> bytes:
+    """`{"predictions": ...}`: a list for one output, row objects for several (as MLflow)."""
+    lists = {name: datetimes_as_text(value).tolist() for name, value in outputs.items()}
+    if len(lists) == 1:
+        predictions: Any = next(iter(lists.values()))
+    else:
+        predictions = [dict(zip(lists, row, strict=True)) for row in zip(*lists.values())]
+    return json.dumps({"predictions": predictions}).encode()
+
+
+def _raw_columns(layout: str, payload: object, inputs: tuple[TensorSpec, ...]) -> dict:
+    """Values per input name, still as client lists."""
+    tensor_input = len(inputs) == 1 and inputs[0].shape != ()
+    if layout == "dataframe_split":
+        return _split(payload, inputs[0].name if tensor_input else None)
+    if layout == "dataframe_records" or (isinstance(payload, list) and not tensor_input):
+        return _records(payload, layout)
+    if isinstance(payload, dict):
+        return payload
+    if tensor_input and isinstance(payload, list):
+        return {inputs[0].name: payload}
+    raise InvalidInput(f"{layout}: expected a list of rows or an object of columns")
+
+
+def _split(payload: object, tensor_name: str | None) -> dict:
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise InvalidInput("dataframe_split: expected an object with 'columns' and 'data'")
+    data = payload["data"]
+    if tensor_name is not None:
+        return {tensor_name: data}
+    names = payload.get("columns")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise InvalidInput("dataframe_split.columns: expected a list of column names")
+    if not data:
+        raise InvalidInput("dataframe_split.data: the request has no rows")
+    for index, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(names):
+            raise InvalidInput(f"dataframe_split.data[{index}]: expected {len(names)} values")
+    return {name: list(values) for name, values in zip(names, zip(*data), strict=True)}
+
+
+def _records(payload: object, layout: str) -> dict:
+    if not isinstance(payload, list) or not all(isinstance(row, dict) for row in payload):
+        raise InvalidInput(f"{layout}: expected a list of row objects")
+    if not payload:
+        raise InvalidInput(f"{layout}: the request has no rows")
+    columns: dict[str, list] = {}
+    for name in payload[0]:
+        try:
+            columns[name] = [row[name] for row in payload]
+        except KeyError:
+            missing = next(i for i, row in enumerate(payload) if name not in row)
+            raise InvalidInput(f"{layout}[{missing}]: missing field {name!r}") from None
+    return columns

@@ -1,0 +1,43 @@
+"""`--watch`: follow a registry alias and swap in new versions without dropping requests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from serving.registry import alias_of, resolve_version
+from serving.runtime import ModelRuntime, load_runtime
+
+log = logging.getLogger(__name__)
+
+
+def check_watchable(model_uri: str) -> None:
+    """Fail at startup, not silently later, when there is no alias to follow."""
+    if alias_of(model_uri) is None:
+        raise ValueError(f"--watch needs a models:/<name>@<alias> URI, got {model_uri!r}")
+
+
+async def watch_alias(model_uri: str, interval_s: float, allowed_batch_sizes: tuple[int, ...],
+                      current: Callable[[], ModelRuntime],
+                      swap: Callable[[ModelRuntime], None]) -> None:
+    """Poll the alias; load and warm a new version off the event loop, then swap.
+
+    The swap is one attribute assignment on the event loop, between batches: requests
+    already in a batch finish on the old model, later batches use the new one, and none
+    fails. A version that fails to load is logged and the old one keeps serving.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            _, version = await asyncio.to_thread(resolve_version, model_uri)
+            if version == current().version:
+                continue
+            log.info("%s now points at version %s; loading it", model_uri, version)
+            runtime = await asyncio.to_thread(load_runtime, model_uri, allowed_batch_sizes)
+        except Exception:  # the registry or the new model failing must not stop serving
+            log.exception("could not load the new version of %s; still serving %s",
+                          model_uri, current().version)
+            continue
+        swap(runtime)
+        log.info("now serving version %s", runtime.version)

@@ -1,0 +1,128 @@
+"""Fixtures for the serving tests: a throwaway MLflow registry and real server processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+
+from tests.serving import models
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 180
+# uvicorn re-raises SIGTERM after its graceful shutdown, so a clean stop may read -SIGTERM.
+GRACEFUL_EXIT = (0, -signal.SIGTERM)
+
+
+@dataclass
+class ServerProcess:
+    """A `python -m serving` subprocess on a free loopback port."""
+
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, timeout_s: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(model_uri: str, log_dir: Path, *flags: str, env: dict | None = None,
+                 wait_ready: bool = True) -> ServerProcess:
+    """Start the real server and wait until it reports ready (model loaded, warmed up)."""
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    command = [sys.executable, "-m", "serving", model_uri, "--port", str(port), *flags]
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file,
+                                   stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    server = ServerProcess(process, port, log_path)
+    if wait_ready:
+        wait_until_ready(server)
+    return server
+
+
+def wait_until_ready(server: ServerProcess) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n"
+                               f"{server.log_tail()}")
+        try:
+            if httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise TimeoutError(f"server not ready after {READY_TIMEOUT_S} s:\n{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local MLflow backend (SQLite + file artifacts) for this process and the servers."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+        "serving-tests", artifact_location=(root / "artifacts").as_uri()))
+    yield root
+    mlflow.set_tracking_uri(saved or "")
+    if saved is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+@pytest.fixture(scope="session")
+def linear_uri(registry: Path) -> str:
+    models.log_linear_model("flight-delay-linear")
+    mlflow.MlflowClient().set_registered_model_alias("flight-delay-linear", "champion", "1")
+    return "models:/flight-delay-linear@champion"
+
+
+@pytest.fixture(scope="session")
+def keras_uri(registry: Path) -> str:
+    version = models.log_keras_model("flight-delay-mlp")
+    return f"models:/flight-delay-mlp/{version}"
+
+
+@pytest.fixture(scope="session")
+def linear_server(linear_uri: str, tmp_path_factory: pytest.TempPathFactory,
+                  ) -> Iterator[ServerProcess]:
+    """One server for the protocol, correctness and fuzz tests; small body limit for 413."""
+    server = start_server(linear_uri, tmp_path_factory.mktemp("linear-server"),
+                          "--max-request-bytes", "200000", "--max-delay-ms", "5")
+    yield server
+    server.stop()

@@ -1,0 +1,62 @@
+"""Client values against the model's inputs, without a server: nulls, dates, optional inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serving.runtime import TensorSpec
+from serving.tensors import (
+    InvalidInput,
+    complete_columns,
+    datetimes_as_text,
+    kserve_datatype,
+    to_array,
+)
+
+FLOAT = TensorSpec("temp", np.dtype(np.float64), ())
+INT = TensorSpec("month", np.dtype(np.int64), ())
+TEXT = TensorSpec("carrier", np.dtype(object), ())
+WHEN = TensorSpec("sched_dep_local", np.dtype("datetime64[ns]"), ())
+
+
+def test_null_is_a_missing_value_where_the_dtype_has_one() -> None:
+    np.testing.assert_array_equal(to_array([1, None, 2.5], FLOAT, "temp"), [1.0, np.nan, 2.5])
+    assert to_array(["AA", None], TEXT, "carrier").tolist() == ["AA", None]
+    assert np.isnat(to_array([None], WHEN, "when")).all()
+    with pytest.raises(InvalidInput, match="month"):
+        to_array([1, None], INT, "month")
+    for bad in ([1.0, None, "x"], [True, None], [10**400, None]):
+        with pytest.raises(InvalidInput, match="temp"):
+            to_array(bad, FLOAT, "temp")
+
+
+def test_dates_are_iso_local_times_travelling_as_bytes() -> None:
+    assert kserve_datatype(WHEN.dtype) == "BYTES"
+    parsed = to_array(["2013-01-05T05:15:00", "2013-01-05T05:15:00.000", "2013-12-31 23:59"],
+                      WHEN, "when")
+    assert parsed.dtype == WHEN.dtype
+    assert datetimes_as_text(parsed).tolist() == [
+        "2013-01-05T05:15:00.000000000", "2013-01-05T05:15:00.000000000",
+        "2013-12-31T23:59:00.000000000"]
+    for bad in (["5 January"], ["2013-01-05T05:15:00Z"], [1357362900],
+                ["2013-01-05T05:15:00", "2013-01-05T05:15:00+01:00"]):
+        with pytest.raises(InvalidInput, match="sched_dep_local"):
+            to_array(bad, WHEN, "field 'sched_dep_local'")
+
+
+def test_optional_inputs_may_be_left_out_required_ones_not() -> None:
+    inputs = (TEXT, TensorSpec("temp", FLOAT.dtype, (), required=False),
+              TensorSpec("tailnum", TEXT.dtype, (), required=False),
+              TensorSpec("when", WHEN.dtype, (), required=False))
+    columns, rows = complete_columns({"carrier": np.array(["AA", "DL"], dtype=object)},
+                                     inputs, "inputs")
+    assert rows == 2
+    assert list(columns) == ["carrier", "temp", "tailnum", "when"]
+    assert np.isnan(columns["temp"]).all() and columns["tailnum"].tolist() == [None, None]
+    assert np.isnat(columns["when"]).all()
+    with pytest.raises(InvalidInput, match="'carrier'"):
+        complete_columns({"temp": np.zeros(2)}, inputs, "inputs")
+    with pytest.raises(InvalidInput, match="month"):
+        complete_columns({"carrier": columns["carrier"]},
+                         (TEXT, TensorSpec("month", INT.dtype, (), required=False)), "inputs")
