@@ -162,6 +162,17 @@ def submit(step_name: str, step_args: tuple[str, ...], dry_run: bool) -> int:
                       overrides=store["overrides"], step_args=step_args, dry_run=dry_run)
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("names", nargs=-1, type=click.UNPROCESSED)
+def bench(names: tuple[str, ...]) -> int:
+    """Run the benchmarks in bench/ (all, or the NAMES given); results in bench/RESULTS.md."""
+    import subprocess
+
+    from pipelines.submit import PROJECT_ROOT
+
+    return subprocess.call([sys.executable, "-m", "bench", *names], cwd=PROJECT_ROOT)
+
+
 def step_command(step: Step) -> click.Command:
     """A ``mlpipe step NAME`` command that runs ``step`` with its own options."""
 

@@ -21,7 +21,7 @@ def mlpipe(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_commands() -> None:
     result = mlpipe("--help")
     assert result.returncode == 0
-    for command in ("config", "ui"):
+    for command in ("run", "step", "schedule", "serve", "submit", "ui", "bench", "config"):
         assert command in result.stdout
 
 
