@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pipelines.steps.base import Step
+from pipelines.steps.batch_score import BATCH_SCORE
+from pipelines.steps.evaluate import EVALUATE
+from pipelines.steps.features import FEATURES
 from pipelines.steps.ingest import INGEST
+from pipelines.steps.promote import PROMOTE
 from pipelines.steps.seed import SEED
+from pipelines.steps.synthesize import SYNTHESIZE
+from pipelines.steps.train_deep import TRAIN_DEEP
+from pipelines.steps.train_regression import TRAIN_REGRESSION
+from pipelines.steps.train_sequence import TRAIN_SEQUENCE
 
-STEPS: tuple[Step, ...] = (SEED, INGEST)
+STEPS: tuple[Step, ...] = (SEED, INGEST, FEATURES, TRAIN_REGRESSION, TRAIN_DEEP, TRAIN_SEQUENCE,
+                           EVALUATE, PROMOTE, BATCH_SCORE, SYNTHESIZE)
 
-
-def get_step(name: str) -> Step:
-    """The step called ``name``; a KeyError lists the known ones."""
-    for step in STEPS:
-        if step.name == name:
-            return step
-    raise KeyError(f"no step {name!r}; known steps: {', '.join(s.name for s in STEPS)}")

@@ -1,0 +1,1 @@
+"""Benchmarks against the real alternatives; see RESULTS.md."""

@@ -1,0 +1,117 @@
+"""Each rank's own shard of a pinned Delta table, streamed through ``tf.data``.
+
+The file list comes from the Delta log at the pinned version (delta-rs, no Spark),
+so a worker reads exactly the data the driver logged and never more; files are
+dealt round-robin to ranks, so shards are disjoint and nothing passes through a driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import tensorflow as tf
+from deltalake import DeltaTable
+
+from models.training.encoding import Encoder
+
+SPLIT_COLUMN = "split"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The Parquet files of one rank for one split.
+
+    ``row_filter`` when files mix splits; ``rows = (rank, size)`` keeps every
+    ``size``-th row from ``rank`` when the table has fewer files than there are ranks.
+    """
+
+    files: tuple[str, ...]
+    split: str
+    row_filter: bool
+    rows: tuple[int, int] = (0, 1)
+
+    def frames(self, columns: list[str]) -> Iterator[pd.DataFrame]:
+        """One DataFrame per file, only this shard's rows of the split and the named columns."""
+        for uri in self.files:
+            table = pq.read_table(uri, columns=list(dict.fromkeys(
+                [*columns, SPLIT_COLUMN] if self.row_filter else columns)))
+            if self.row_filter:
+                table = table.filter(pc.equal(table[SPLIT_COLUMN], self.split))
+            if self.rows != (0, 1):
+                table = table.take(np.arange(self.rows[0], table.num_rows, self.rows[1]))
+            yield table.select(columns).to_pandas()
+
+    def count_rows(self) -> int:
+        """Rows of this shard, from Parquet footers when files hold one split."""
+        start, step = self.rows
+        return sum(len(range(start, self._split_rows(uri), step)) for uri in self.files)
+
+    def _split_rows(self, uri: str) -> int:
+        if not self.row_filter:
+            return pq.ParquetFile(uri).metadata.num_rows
+        split = pq.read_table(uri, columns=[SPLIT_COLUMN])[SPLIT_COLUMN]
+        return pc.sum(pc.equal(split, self.split)).as_py() or 0
+
+
+def shard_files(table_path: str, version: int, split: str, rank: int, size: int) -> Shard:
+    """Rank ``rank`` of ``size``'s part of ``split`` at ``version`` of the table.
+
+    Whole files, dealt round-robin, when there are enough; otherwise every rank reads
+    all files and keeps its own rows (correct, but each rank reads everything).
+    """
+    table = DeltaTable(table_path, version=version)
+    partitioned = SPLIT_COLUMN in table.metadata().partition_columns
+    files = sorted(table.file_uris(partition_filters=[(SPLIT_COLUMN, "=", split)])
+                   if partitioned else table.file_uris())
+    if len(files) >= size:
+        return Shard(tuple(files[rank::size]), split, row_filter=not partitioned)
+    return Shard(tuple(files), split, row_filter=not partitioned, rows=(rank, size))
+
+
+def encode_frame(frame: pd.DataFrame, encoder: Encoder, label: str
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Inputs and a ``(n, 1)`` float32 label column (the models' output shape)."""
+    labels = frame[label].to_numpy(dtype="float32").reshape(-1, 1)
+    return encoder.encode(frame), labels
+
+
+def signature_of(inputs: dict[str, np.ndarray]) -> dict[str, tf.TensorSpec]:
+    """The per-block ``TensorSpec`` of encoded inputs (any number of rows)."""
+    return {name: tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))
+            for name, array in inputs.items()}
+
+
+def make_dataset(shard: Shard, encoder: Encoder, label: str,
+                 signature: dict[str, tf.TensorSpec], *, batch_size: int,
+                 shuffle_buffer: int, seed: int, training: bool) -> tf.data.Dataset:
+    """Batches of ``(inputs, labels)``: read once, cached in memory, reshuffled each epoch.
+
+    Training drops the last partial batch so every rank runs the same number of steps
+    of the same size (a short batch would weigh its rows more in the average).
+    """
+
+    def blocks() -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        for frame in shard.frames([*encoder.columns, label]):
+            if len(frame):
+                yield encode_frame(frame, encoder, label)
+
+    label_spec = tf.TensorSpec((None, 1), tf.float32)
+    dataset = tf.data.Dataset.from_generator(blocks, output_signature=(signature, label_spec))
+    dataset = dataset.unbatch().cache()
+    if training and shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def first_block(shard: Shard, encoder: Encoder, label: str
+                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The first non-empty encoded file of a shard: its shapes give the input signature."""
+    for frame in shard.frames([*encoder.columns, label]):
+        if len(frame):
+            return encode_frame(frame, encoder, label)
+    raise ValueError(f"no {shard.split} rows in {len(shard.files)} files of this rank")

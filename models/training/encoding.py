@@ -1,0 +1,114 @@
+"""Raw records -> model inputs: the protocol the worker and the pyfunc rely on.
+
+A feature spec (``models.features``) satisfies :class:`Encoder` through a thin adapter;
+tests use small encoders of their own. ``encoder_from`` resolves the ``module:factory``
+string a :class:`~models.training.task.TrainTask` carries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from models.features.encode_pandas import encode_pandas
+from models.features.fields import RAW_FIELDS
+from models.features.spec import FeatureSpec, load_spec
+from models.keras.sequence import WINDOW_INPUT
+from models.keras.tabular import NUMERIC_INPUT
+
+
+class Encoder(Protocol):
+    """Turns a DataFrame of raw records into named numpy arrays, one row per record."""
+
+    @property
+    def columns(self) -> list[str]:
+        """The raw columns :meth:`encode` reads (what the worker selects from Parquet)."""
+
+    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Model inputs keyed by input name; float32 or int32."""
+
+
+class TabularEncoder(Encoder, Protocol):
+    """What the MLP builder needs besides :meth:`encode`: vocabulary sizes and numeric width."""
+
+    @property
+    def categorical_sizes(self) -> dict[str, int]: ...
+
+    @property
+    def numeric_width(self) -> int: ...
+
+
+def encoder_from(reference: str, argument: str) -> Encoder:
+    """Call the factory named ``"package.module:function"`` with ``argument``."""
+    module, _, attribute = reference.partition(":")
+    factory = getattr(importlib.import_module(module), attribute)
+    return factory(argument)
+
+
+class FlightEncoder:
+    """The feature spec as the MLP's encoder: one integer input per categorical, plus numerics.
+
+    Splitting ``cat_indices`` into named inputs lets each categorical have its own
+    embedding and lets a caller see in the model which input is which.
+    """
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+
+    @property
+    def columns(self) -> list[str]:
+        return list(RAW_FIELDS)
+
+    @property
+    def categorical_sizes(self) -> dict[str, int]:
+        return dict(zip(self.spec.categorical_feature_names, self.spec.cardinalities,
+                        strict=True))
+
+    @property
+    def numeric_width(self) -> int:
+        return len(self.spec.numeric_feature_names)
+
+    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        encoded = encode_pandas(self.spec, frame)
+        inputs = {name: np.ascontiguousarray(encoded["cat_indices"][:, i])
+                  for i, name in enumerate(self.spec.categorical_feature_names)}
+        inputs[NUMERIC_INPUT] = encoded["numeric"].astype("float32")
+        return inputs
+
+
+def flight_encoder(path: str) -> FlightEncoder:
+    """Factory for tasks: ``path`` is a feature spec file written by the features step."""
+    return FlightEncoder(load_spec(path))
+
+
+class WindowEncoder:
+    """The sequence model's encoder: a list column of hourly values -> ``(n, hours, 1)``.
+
+    Hours without flights arrive as nulls or NaN and become 0 (no delay to report).
+    """
+
+    def __init__(self, window_column: str) -> None:
+        self.window_column = window_column
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.window_column]
+
+    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        rows = [np.asarray(list(w) if w is not None else [], dtype="float32")
+                for w in frame[self.window_column]]
+        windows = np.stack(rows) if rows else np.zeros((0, 0), dtype="float32")
+        windows = np.nan_to_num(windows, nan=0.0)
+        if windows.ndim == 2:
+            windows = windows[:, :, None]
+        return {WINDOW_INPUT: windows}
+
+
+def window_encoder(path: str) -> WindowEncoder:
+    """Factory for tasks: ``path`` names a JSON file ``{"window_column": ...}``."""
+    return WindowEncoder(**json.loads(Path(path).read_text()))

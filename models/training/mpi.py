@@ -1,0 +1,74 @@
+"""The ``mpirun`` command for GPU clusters: NCCL collectives over InfiniBand or RoCE.
+
+Built as data (a command list) so ``--dry-run`` can print exactly what would run, and
+so the command documented in docs/horovod-clusters.md is tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from models.training.launch import LaunchSettings, horovod_env, worker_command
+
+# Exported from the launching shell as they are: where the virtualenv and CUDA live.
+PASS_THROUGH = ("PATH", "LD_LIBRARY_PATH")
+
+
+@dataclass(frozen=True)
+class MpiSettings:
+    """Plain values of ``horovod.mpi``: hosts as ``host:slots`` and the RDMA fabric's names."""
+
+    hosts: tuple[str, ...]
+    transport: Literal["infiniband", "roce", "tcp"]
+    ib_hca: str
+    gid_index: int
+    socket_ifname: str
+    gpudirect_level: str
+    ucx_net_devices: str
+    python: str
+    env: dict[str, str]
+
+    @property
+    def slots(self) -> int:
+        return sum(int(host.rpartition(":")[2] or 1) for host in self.hosts)
+
+
+def mpi_environment(mpi: MpiSettings, launch: LaunchSettings) -> dict[str, str]:
+    """What every rank needs: NCCL for GPU collectives, where to find the fabric, fusion."""
+    env = {"HOROVOD_GPU_OPERATIONS": "NCCL", **horovod_env(launch),
+           "NCCL_SOCKET_IFNAME": mpi.socket_ifname}
+    if mpi.transport == "tcp":
+        env["NCCL_IB_DISABLE"] = "1"
+    else:
+        env["NCCL_IB_DISABLE"] = "0"
+        if mpi.ib_hca:
+            env["NCCL_IB_HCA"] = mpi.ib_hca
+        if mpi.transport == "roce":
+            env["NCCL_IB_GID_INDEX"] = str(mpi.gid_index)
+        if mpi.gpudirect_level:
+            env["NCCL_NET_GDR_LEVEL"] = mpi.gpudirect_level
+        if mpi.ucx_net_devices:
+            env["UCX_NET_DEVICES"] = mpi.ucx_net_devices
+    return {**env, **mpi.env}
+
+
+def mpi_command(mpi: MpiSettings, launch: LaunchSettings, task_file: str | Path) -> list[str]:
+    """``mpirun`` over all slots: one rank per GPU, ranks filled host by host.
+
+    ``--bind-to none`` leaves CPU placement to TensorFlow; MPI's own traffic (Horovod's
+    control plane) goes over UCX on RDMA fabrics and TCP on ``socket_ifname`` otherwise.
+    """
+    transport = (["--mca", "pml", "ucx", "--mca", "btl", "^openib,uct"]
+                 if mpi.transport != "tcp" else
+                 ["--mca", "pml", "ob1", "--mca", "btl", "^openib",
+                  "--mca", "btl_tcp_if_include", mpi.socket_ifname])
+    exports = [arg for key, value in mpi_environment(mpi, launch).items()
+               for arg in ("-x", f"{key}={value}")]
+    exports += [arg for key in PASS_THROUGH for arg in ("-x", key)]
+    return ["mpirun", "-np", str(mpi.slots), "-H", ",".join(mpi.hosts),
+            "--bind-to", "none", "--map-by", "slot",
+            "--mca", "oob_tcp_if_include", mpi.socket_ifname, *transport, *exports,
+            *worker_command(mpi.python, task_file)]
+

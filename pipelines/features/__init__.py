@@ -1,0 +1,1 @@
+"""Feature transforms: pure ``DataFrame -> DataFrame`` functions wired by the features step."""

@@ -1,0 +1,44 @@
+"""``mlpipe step seed``: land the embedded dataset's days as raw files (no Spark needed)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+
+from pipelines.seed import seed_landing
+from pipelines.steps.base import Step, StepContext, StepResult
+
+
+def landing_root(ctx: StepContext) -> Path:
+    """The landing folder under the data root (seeding writes local files)."""
+    return Path(ctx.config.data_path("landing"))
+
+
+def run(ctx: StepContext, start: date | None = None, end: date | None = None) -> StepResult:
+    settings = ctx.config.seeding
+    start, end = start or settings.start, end or settings.end
+    report = seed_landing(landing_root(ctx), start, end)
+    return StepResult(
+        metrics={"files_written": report.files_written, "rows_written": report.rows_written,
+                 "days_written": report.days},
+        headline=f"{report.days} new days {start}..{end} from {settings.source}: "
+                 f"{report.files_written} files, {report.rows_written:,} rows")
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+SEED = Step(
+    name="seed",
+    run=run,
+    help="Land the embedded dataset as raw files, one flights and one weather file per day.",
+    options=(
+        click.option("--from", "start", default=None, callback=_date, metavar="YYYY-MM-DD",
+                     help="First day to land (default: seeding.start)."),
+        click.option("--to", "end", default=None, callback=_date, metavar="YYYY-MM-DD",
+                     help="Last day to land, inclusive (default: seeding.end)."),
+    ),
+)

@@ -1,0 +1,40 @@
+"""``mlpipe step train_deep``: the Keras MLP on ``is_delayed``, trained by Horovod workers.
+
+Reads ``lake/silver/flight_features`` at a pinned version with the feature spec fitted
+on that version, so the logged pyfunc encodes raw flights exactly as training did.
+"""
+
+from __future__ import annotations
+
+from pipelines.errors import DataError
+from pipelines.steps.base import Step, StepContext, StepResult
+from pipelines.steps.deep_training import OPTIONS, make_task, train, training_input
+from pipelines.steps.features import spec_path
+
+NAME = "train_deep"
+MODEL_NAME = "flight-delay-mlp"
+ENCODER = "models.training.encoding:flight_encoder"
+LABEL = "is_delayed"
+
+
+def run(ctx: StepContext, resume: bool = False, dry_run: bool = False) -> StepResult:
+    settings = ctx.config.train_deep
+    ref = training_input(ctx, settings.table, NAME, resume)
+    spec = spec_path(ctx, settings.table, ref.version)
+    if not spec.exists():
+        raise DataError(f"no feature spec for {ref.name} v{ref.version} at {spec}: "
+                        "run `mlpipe step features` to write the table and its spec")
+    task = make_task(ctx, NAME, kind="tabular", ref=ref, encoder=ENCODER,
+                     encoder_arg=str(spec), label=LABEL, section=settings,
+                     model={"hidden_units": settings.hidden_units, "dropout": settings.dropout,
+                            "max_embedding_dim": settings.max_embedding_dim},
+                     resume=resume)
+    return train(ctx, ref, task, MODEL_NAME, dry_run)
+
+
+TRAIN_DEEP = Step(
+    name=NAME,
+    run=run,
+    help="Train the flight-delay MLP with Horovod (launcher from horovod.launcher).",
+    options=OPTIONS,
+)

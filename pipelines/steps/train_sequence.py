@@ -1,0 +1,45 @@
+"""``mlpipe step train_sequence``: the per-origin next-hour delay forecaster, trained by Horovod.
+
+Reads ``lake/silver/origin_hourly_sequences`` (windows of the previous hours and the
+next hour's mean departure delay) at a pinned version.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pipelines.steps.base import Step, StepContext, StepResult
+from pipelines.steps.deep_training import (
+    OPTIONS,
+    make_task,
+    output_dir,
+    train,
+    training_input,
+)
+
+NAME = "train_sequence"
+MODEL_NAME = "origin-delay-forecast"
+ENCODER = "models.training.encoding:window_encoder"
+
+
+def run(ctx: StepContext, resume: bool = False, dry_run: bool = False) -> StepResult:
+    settings = ctx.config.train_sequence
+    ref = training_input(ctx, settings.table, NAME, resume)
+    encoder_spec = output_dir(ctx.config, NAME) / "window_encoder.json"
+    encoder_spec.parent.mkdir(parents=True, exist_ok=True)
+    encoder_spec.write_text(json.dumps({"window_column": settings.window_column}))
+    task = make_task(ctx, NAME, kind="sequence", ref=ref, encoder=ENCODER,
+                     encoder_arg=str(encoder_spec), label=settings.target_column,
+                     section=settings,
+                     model={"cell": settings.cell, "units": settings.units,
+                            "dropout": settings.dropout, "heads": settings.heads},
+                     resume=resume)
+    return train(ctx, ref, task, MODEL_NAME, dry_run)
+
+
+TRAIN_SEQUENCE = Step(
+    name=NAME,
+    run=run,
+    help="Train the next-hour delay forecaster per origin with Horovod.",
+    options=OPTIONS,
+)

@@ -1,0 +1,110 @@
+"""The feature spec: serialization, and identical inputs from Spark and from pandas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import SparkSession
+
+from models.features import RAW_FIELDS, FeatureSpec, load_spec
+from models.features.encode_pandas import encode_pandas
+from models.features.spark import encode_spark
+from models.features.spec import Categorical, MissingIndicator, Numeric
+
+WEATHER = {"temp": 50.0, "dewp": 30.0, "humid": 60.0, "wind_dir": 200.0, "wind_speed": 10.0,
+           "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0}
+
+
+def small_spec() -> FeatureSpec:
+    return FeatureSpec(
+        categorical=(
+            Categorical("carrier", ("UA", "B6", "AA"), reference="UA"),
+            Categorical("origin", ("EWR", "JFK", "LGA"), reference="EWR"),
+            Categorical("dest", ("ATL", "ORD"), reference="ATL"),
+            Categorical("route", ("EWR-ATL", "JFK-ORD"), reference="EWR-ATL", linear=False),
+            Categorical("hour", ("8", "17"), reference="8"),
+            Categorical("dow", ("0", "4", "6"), reference="0"),
+            Categorical("month", ("1", "7"), reference="1"),
+            Categorical("engine", ("Turbo-fan", "Turbo-jet"), reference="Turbo-fan"),
+        ),
+        numeric=tuple(Numeric(n, m, s) for n, m, s in (
+            ("distance", 1000.0, 700.0), ("days_to_holiday", 12.3, 9.1),
+            ("plane_age", 11.0, 6.5), ("seats", 140.0, 70.0), ("temp", 55.5, 17.3),
+            ("wind_gust", 20.1, 4.2), ("visib", 9.2, 2.1))),
+        missing=(MissingIndicator("plane_age_missing", "plane_age"),
+                 MissingIndicator("wind_gust_missing", "wind_gust")),
+        tail_buckets=16,
+        planes={"N14228": (1999, 149, "Turbo-fan"), "N24211": (None, 178, "Turbo-jet")},
+        feature_table="/lake/silver/flight_features", feature_table_version=3,
+        delay_threshold_min=15.0,
+    )
+
+
+def raw_flights() -> pd.DataFrame:
+    """Known and unknown levels, known/unknown/missing planes, missing weather."""
+    rows = [
+        ("UA", "EWR", "ATL", dt.datetime(2013, 1, 7, 8, 30), 746.0, "N14228", WEATHER),
+        ("B6", "JFK", "ORD", dt.datetime(2013, 7, 4, 17, 5), 740.0, "N24211",
+         {**WEATHER, "wind_gust": 25.0}),
+        ("ZZ", "LGA", "SFO", dt.datetime(2013, 12, 29, 23, 59), 2586.0, "N99999",
+         dict.fromkeys(WEATHER)),
+        ("AA", "JFK", "ATL", dt.datetime(2014, 2, 17, 6, 0), 760.0, None, WEATHER),
+    ]
+    return pd.DataFrame([
+        {"carrier": c, "origin": o, "dest": d, "sched_dep_local": t, "distance": km,
+         "tailnum": tail, **weather} for c, o, d, t, km, tail, weather in rows
+    ]).astype({name: dtype for name, dtype in RAW_FIELDS.items() if dtype == "float64"})
+
+
+def spark_arrays(spark: SparkSession, spec: FeatureSpec, raw: pd.DataFrame
+                 ) -> dict[str, np.ndarray]:
+    frame = spark.createDataFrame(raw.assign(row_id=range(len(raw))).astype(object)
+                                  .where(raw.notna().assign(row_id=True), None),
+                                  schema=spark_schema())
+    rows = (encode_spark(spec, frame)
+            .select("row_id", vector_to_array("features").alias("features"),
+                    "cat_indices", "numeric").orderBy("row_id").collect())
+    return {"features": np.array([r["features"] for r in rows]),
+            "cat_indices": np.array([r["cat_indices"] for r in rows], dtype=np.int32),
+            "numeric": np.array([r["numeric"] for r in rows])}
+
+
+def spark_schema() -> str:
+    kinds = {"string": "string", "datetime64[ns]": "timestamp_ntz", "float64": "double"}
+    return ", ".join([f"{n} {kinds[t]}" for n, t in RAW_FIELDS.items()] + ["row_id long"])
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    spec = small_spec()
+    assert FeatureSpec.from_json(spec.to_json()) == spec
+    assert load_spec(spec.save(tmp_path / "spec.json")) == spec
+
+
+def test_pandas_encoding(spark: SparkSession) -> None:
+    spec = small_spec()
+    out = encode_pandas(spec, raw_flights())
+    names = spec.linear_feature_names
+    assert out["features"].shape == (4, len(names))
+    assert out["numeric"].shape == (4, len(spec.numeric_feature_names))
+    carrier = out["cat_indices"][:, 0]
+    assert carrier.tolist() == [1, 2, 0, 3]  # ZZ is out of vocabulary
+    first = dict(zip(names, out["features"][0], strict=True))
+    # Reference levels and unknown levels are all zeros: UA, EWR, ATL, 8h, Monday, January.
+    assert not any(v for k, v in first.items() if "=" in k)
+    assert first["plane_age"] == pytest.approx((2013 - 1999 - 11.0) / 6.5)
+    assert first["wind_gust_missing"] == 1.0 and first["wind_gust"] == 0.0
+    unknown_plane = dict(zip(names, out["features"][2], strict=True))
+    assert unknown_plane["plane_age_missing"] == 1.0 and unknown_plane["temp"] == 0.0
+    assert out["cat_indices"][3, -1] == 0  # no tail number
+
+
+def test_spark_and_pandas_give_identical_inputs(spark: SparkSession) -> None:
+    spec, raw = small_spec(), raw_flights()
+    ours, theirs = encode_pandas(spec, raw), spark_arrays(spark, spec, raw)
+    for key in ("features", "cat_indices", "numeric"):
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)

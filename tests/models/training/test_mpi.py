@@ -1,0 +1,45 @@
+"""The MPI/NCCL launcher's command: what docs/horovod-clusters.md shows for two 4-GPU hosts."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from pipelines.steps.deep_training import launch_plan
+from tests.conftest import make_config
+
+TWO_HOSTS_ROCE = ("horovod.launcher=mpi", "horovod.mpi.hosts=[gpu-a:2,gpu-b:2]",
+                  "horovod.mpi.transport=roce", "horovod.mpi.ib_hca=mlx5_0,mlx5_1",
+                  "horovod.mpi.gid_index=3", "horovod.mpi.socket_ifname=ens1f0",
+                  "horovod.mpi.gpudirect_level=PHB", "horovod.mpi.ucx_net_devices=mlx5_0:1",
+                  "horovod.mpi.python=/opt/mlpipe/.venv/bin/python")
+
+DOCUMENTED = (
+    "mpirun -np 4 -H gpu-a:2,gpu-b:2 --bind-to none --map-by slot "
+    "--mca oob_tcp_if_include ens1f0 --mca pml ucx --mca btl ^openib,uct "
+    "-x HOROVOD_GPU_OPERATIONS=NCCL -x HOROVOD_FUSION_THRESHOLD=67108864 "
+    "-x HOROVOD_CYCLE_TIME=1.0 -x NCCL_SOCKET_IFNAME=ens1f0 -x NCCL_IB_DISABLE=0 "
+    "-x NCCL_IB_HCA=mlx5_0,mlx5_1 -x NCCL_IB_GID_INDEX=3 -x NCCL_NET_GDR_LEVEL=PHB "
+    "-x UCX_NET_DEVICES=mlx5_0:1 -x PATH -x LD_LIBRARY_PATH "
+    "/opt/mlpipe/.venv/bin/python -m models.training.worker /shared/train_deep/task.json")
+
+
+def test_dry_run_command_for_two_hosts_with_two_gpus_each(tmp_path: Path) -> None:
+    config = make_config(tmp_path, *TWO_HOSTS_ROCE)
+    plan = launch_plan(config, Path("/shared/train_deep/task.json"))
+    assert plan == shlex.join(shlex.split(DOCUMENTED))
+
+
+def test_the_documented_command_is_the_one_in_the_docs() -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "horovod-clusters.md"
+    flattened = " ".join(line.strip().rstrip("\\").strip() for line in docs.read_text()
+                         .split("```")[1].splitlines()[1:])
+    assert " ".join(flattened.split()) == DOCUMENTED
+
+
+def test_tcp_clusters_turn_infiniband_off(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "horovod.launcher=mpi", "horovod.mpi.transport=tcp",
+                         "horovod.mpi.hosts=[a:1,b:1]")
+    plan = shlex.split(launch_plan(config, Path("task.json")))
+    assert "NCCL_IB_DISABLE=1" in plan and "pml" in plan and "ob1" in plan
+    assert not any(arg.startswith("NCCL_IB_HCA") for arg in plan)
