@@ -116,4 +116,7 @@ FEATURES = Step(
     name="features",
     run=run,
     help="Build the silver feature tables and the feature spec from bronze.",
+    config_sections=("features",),
+    inputs=lambda config: [table_path(config, "bronze", name)
+                           for name in ("flights", "weather", "planes", "airports")],
 )

@@ -48,6 +48,8 @@ INGEST = Step(
     name="ingest",
     run=run,
     help="Ingest landing files not seen before into bronze; bad rows go to quarantine.",
+    config_sections=("ingest",),
+    inputs=lambda config: [config.data_path("landing")],
     options=(
         click.option("--source", "sources", multiple=True, default=None,
                      help="Only this source (repeatable; default: ingest.sources)."),

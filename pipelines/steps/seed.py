@@ -35,6 +35,8 @@ SEED = Step(
     name="seed",
     run=run,
     help="Land the embedded dataset as raw files, one flights and one weather file per day.",
+    config_sections=("seeding",),
+    inputs=lambda config: [config.data_path("landing")],
     options=(
         click.option("--from", "start", default=None, callback=_date, metavar="YYYY-MM-DD",
                      help="First day to land (default: seeding.start)."),

@@ -7,6 +7,7 @@ on that version, so the logged pyfunc encodes raw flights exactly as training di
 from __future__ import annotations
 
 from pipelines.errors import DataError
+from pipelines.lake import table_path
 from pipelines.steps.base import Step, StepContext, StepResult
 from pipelines.steps.deep_training import OPTIONS, make_task, train, training_input
 from pipelines.steps.features import spec_path
@@ -37,4 +38,6 @@ TRAIN_DEEP = Step(
     run=run,
     help="Train the flight-delay MLP with Horovod (launcher from horovod.launcher).",
     options=OPTIONS,
+    config_sections=("train_deep", "horovod", "seed"),
+    inputs=lambda config: [table_path(config, "silver", config.train_deep.table)],
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from pipelines.lake import table_path
 from pipelines.steps.base import Step, StepContext, StepResult
 from pipelines.steps.deep_training import (
     OPTIONS,
@@ -42,4 +43,6 @@ TRAIN_SEQUENCE = Step(
     run=run,
     help="Train the next-hour delay forecaster per origin with Horovod.",
     options=OPTIONS,
+    config_sections=("train_sequence", "horovod", "seed"),
+    inputs=lambda config: [table_path(config, "silver", config.train_sequence.table)],
 )
