@@ -18,7 +18,7 @@ from tests.conftest import CONF_DIR, REPO_ROOT
 from tests.support.processes import BIN_DIR
 from tests.support.spark_cluster import standalone_cluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SLICE = ("seeding.start=2013-01-01", "seeding.end=2013-01-08",
          "features.train_end=2013-01-05", "features.validation_end=2013-01-06",

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import CONF_DIR, REPO_ROOT
 from tests.support.processes import BIN_DIR, background, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 MODELS = ("flight-delay-linear", "flight-delay-logistic", "flight-delay-mlp",
           "origin-delay-forecast")

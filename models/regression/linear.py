@@ -16,16 +16,15 @@ from typing import Any
 
 import numpy as np
 from pyspark import keyword_only
-from pyspark.ml import Estimator, Model
-from pyspark.ml.linalg import DenseVector, Vectors
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReadable, MLWritable
+from pyspark.ml import Estimator
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
 from models.regression.blocks import DataError, num_features, prepare_frame, tree_aggregate
 from models.regression.lbfgs import fit_lbfgs
 from models.regression.least_squares import refine, residual_partial, solve_least_squares
 from models.regression.params import LinearRegressionParams
-from models.regression.persistence import CoefficientsReader, CoefficientsWriter
+from models.regression.persistence import FittedCoefficients
 from models.regression.predict import margin_column
 from models.regression.summary import FitTrace, LinearRegressionSummary, linear_standard_errors
 from models.regression.tsqr import merge_partials, partition_partial
@@ -158,32 +157,8 @@ def _sum_pair(a: tuple | None, b: tuple | None) -> tuple | None:
     return a[0] + b[0], a[1] + b[1]
 
 
-class LinearRegressionModel(Model, LinearRegressionParams, MLReadable, MLWritable):
+class LinearRegressionModel(FittedCoefficients, LinearRegressionParams):
     """A fitted linear model; ``transform`` adds ``predictionCol`` (vectorised, per batch)."""
-
-    def __init__(self, coefficients: Any = (), intercept: float = 0.0) -> None:
-        super().__init__()
-        self.coefficients: DenseVector = Vectors.dense(np.asarray(coefficients, dtype=float))
-        self.intercept = float(intercept)
-        self._summary: LinearRegressionSummary | None = None
-
-    @property
-    def summary(self) -> LinearRegressionSummary:
-        if self._summary is None:
-            raise RuntimeError("no training summary: this model was loaded or built by hand")
-        return self._summary
-
-    @summary.setter
-    def summary(self, value: LinearRegressionSummary) -> None:
-        self._summary = value
-
-    @property
-    def hasSummary(self) -> bool:
-        return self._summary is not None
-
-    @property
-    def numFeatures(self) -> int:
-        return len(self.coefficients)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         margin = margin_column(self.getFeaturesCol(), self.coefficients.toArray(),
@@ -193,9 +168,3 @@ class LinearRegressionModel(Model, LinearRegressionParams, MLReadable, MLWritabl
     def predict(self, features: Any) -> float:
         return float(np.dot(features.toArray(), self.coefficients.toArray()) + self.intercept)
 
-    def write(self) -> CoefficientsWriter:
-        return CoefficientsWriter(self)
-
-    @classmethod
-    def read(cls) -> CoefficientsReader:
-        return CoefficientsReader(cls)

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 from pyspark import keyword_only
-from pyspark.ml import Estimator, Model
-from pyspark.ml.linalg import DenseVector, Vectors
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReadable, MLWritable
+from pyspark.ml import Estimator
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
 from models.regression.blocks import num_features
@@ -24,7 +23,7 @@ from models.regression.lbfgs import fit_lbfgs
 from models.regression.linear import data_pass_runner
 from models.regression.newton import fit_newton
 from models.regression.params import LogisticRegressionParams
-from models.regression.persistence import CoefficientsReader, CoefficientsWriter
+from models.regression.persistence import FittedCoefficients
 from models.regression.predict import binary_columns, margin_column
 from models.regression.summary import (
     FitTrace,
@@ -93,33 +92,9 @@ class LogisticRegression(Estimator, LogisticRegressionParams, DefaultParamsReada
         return model
 
 
-class LogisticRegressionModel(Model, LogisticRegressionParams, MLReadable, MLWritable):
+class LogisticRegressionModel(FittedCoefficients, LogisticRegressionParams):
     """A fitted binary logistic model; ``transform`` adds rawPrediction, probability, prediction
     in MLlib's layout (vectors [-margin, margin] and [1 - p, p])."""
-
-    def __init__(self, coefficients: Any = (), intercept: float = 0.0) -> None:
-        super().__init__()
-        self.coefficients: DenseVector = Vectors.dense(np.asarray(coefficients, dtype=float))
-        self.intercept = float(intercept)
-        self._summary: LogisticRegressionSummary | None = None
-
-    @property
-    def summary(self) -> LogisticRegressionSummary:
-        if self._summary is None:
-            raise RuntimeError("no training summary: this model was loaded or built by hand")
-        return self._summary
-
-    @summary.setter
-    def summary(self, value: LogisticRegressionSummary) -> None:
-        self._summary = value
-
-    @property
-    def hasSummary(self) -> bool:
-        return self._summary is not None
-
-    @property
-    def numFeatures(self) -> int:
-        return len(self.coefficients)
 
     @property
     def numClasses(self) -> int:
@@ -140,9 +115,3 @@ class LogisticRegressionModel(Model, LogisticRegressionParams, MLReadable, MLWri
         margin = float(np.dot(features.toArray(), self.coefficients.toArray()) + self.intercept)
         return 1.0 if 1.0 / (1.0 + np.exp(-margin)) > self.getThreshold() else 0.0
 
-    def write(self) -> CoefficientsWriter:
-        return CoefficientsWriter(self)
-
-    @classmethod
-    def read(cls) -> CoefficientsReader:
-        return CoefficientsReader(cls)

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, MLWriter
+import numpy as np
+from pyspark.ml import Model
+from pyspark.ml.linalg import DenseVector, Vectors
+from pyspark.ml.util import (
+    DefaultParamsReader,
+    DefaultParamsWriter,
+    MLReadable,
+    MLReader,
+    MLWritable,
+    MLWriter,
+)
 
 M = TypeVar("M")
 
@@ -40,3 +50,42 @@ class CoefficientsReader(MLReader, Generic[M]):
         model._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(model, metadata)
         return model
+
+
+class FittedCoefficients(Model, MLReadable, MLWritable):
+    """What both fitted models share: coefficients, intercept, the training summary, save/load.
+
+    The summary exists only on a model fresh from ``fit``; a loaded or hand-built model
+    says so instead of returning statistics it does not have.
+    """
+
+    def __init__(self, coefficients: Any = (), intercept: float = 0.0) -> None:
+        super().__init__()
+        self.coefficients: DenseVector = Vectors.dense(np.asarray(coefficients, dtype=float))
+        self.intercept = float(intercept)
+        self._summary: Any = None
+
+    @property
+    def summary(self) -> Any:
+        if self._summary is None:
+            raise RuntimeError("no training summary: this model was loaded or built by hand")
+        return self._summary
+
+    @summary.setter
+    def summary(self, value: Any) -> None:
+        self._summary = value
+
+    @property
+    def hasSummary(self) -> bool:
+        return self._summary is not None
+
+    @property
+    def numFeatures(self) -> int:
+        return len(self.coefficients)
+
+    def write(self) -> CoefficientsWriter:
+        return CoefficientsWriter(self)
+
+    @classmethod
+    def read(cls) -> CoefficientsReader:
+        return CoefficientsReader(cls)

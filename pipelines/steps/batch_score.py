@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pipelines.lake import TableRef, merge, pin, read_table, table_path
 from pipelines.registry import CHAMPION, model_uri, version_by_alias
 from pipelines.steps.base import Step, StepContext, StepResult
-from pipelines.steps.evaluate import registry_inputs
+from pipelines.steps.evaluate import judged_tables, registry_inputs
 from pipelines.steps.features import FEATURE_TABLE, SEQUENCE_TABLE
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,5 @@ BATCH_SCORE = Step(
     run=run,
     help="Score the newest features with each @champion into lake/gold/predictions.",
     config_sections=("evaluate",),
-    inputs=lambda config: [
-        *dict.fromkeys(table_path(config, "silver", j.table)
-                       for j in config.evaluate.models.values()),
-        *registry_inputs(config, CHAMPION)],
+    inputs=lambda config: [*judged_tables(config), *registry_inputs(config, CHAMPION)],
 )

@@ -103,13 +103,17 @@ def registry_inputs(config: Config, alias: str) -> list[str]:
     return [f"models:/{name}@{alias}" for name in config.evaluate.models]
 
 
+def judged_tables(config: Config) -> list[str]:
+    """The silver tables the judged models score, each once."""
+    return list(dict.fromkeys(table_path(config, "silver", judgement.table)
+                              for judgement in config.evaluate.models.values()))
+
+
 EVALUATE = Step(
     name="evaluate",
     run=run,
     help="Score each @candidate and the @champion of its model on the same test split.",
     config_sections=("evaluate",),
-    inputs=lambda config: [
-        *dict.fromkeys(table_path(config, "silver", j.table)
-                       for j in config.evaluate.models.values()),
-        *registry_inputs(config, CANDIDATE), *registry_inputs(config, CHAMPION)],
+    inputs=lambda config: [*judged_tables(config), *registry_inputs(config, CANDIDATE),
+                           *registry_inputs(config, CHAMPION)],
 )
