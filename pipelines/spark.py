@@ -55,11 +55,11 @@ def launched_by_spark_submit() -> bool:
 def build_spark_session(config: Config) -> SparkSession:
     """Get or create the session for this run, with Delta and every ``spark.*`` setting."""
     settings = config.spark
-    builder = SparkSession.builder.appName(settings.app_name)
+    builder = SparkSession.builder
     submitted = launched_by_spark_submit()
     local = not submitted and settings.master.startswith("local")
     if not submitted:
-        builder = builder.master(settings.master)
+        builder = builder.master(settings.master).appName(settings.app_name)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if local:
