@@ -18,7 +18,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMPS)/deps: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet --upgrade pip wheel 'setuptools>=68,<81'
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@mkdir -p $(STAMPS) && touch $@
 
