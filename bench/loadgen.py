@@ -6,6 +6,12 @@ and hide its latency (no coordinated omission). The client is a minimal HTTP/1.1
 keep-alive client over asyncio streams, so that on a shared 2-core machine it costs
 the server as little CPU as possible; it opens a new connection whenever none is idle,
 up to `max_connections`, beyond which requests wait (and that wait counts).
+
+Like any pooled HTTP client it must cope with the server closing an idle keep-alive
+connection (uvicorn does after `keep_alive_s`): a pooled connection the server has
+already closed is discarded, and a request whose pooled connection is closed before
+any byte of a response arrived is sent once more on a new connection. Such a request
+never reached the application, so resending it is safe and is what real clients do.
 """
 
 from __future__ import annotations
@@ -72,14 +78,31 @@ class LoadResult:
         }
 
 
+class _ClosedBeforeResponse(Exception):
+    """The server closed the connection without sending a byte of a response."""
+
+
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
 
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Connection:
+        return cls(*await asyncio.open_connection(host, port))
+
+    @property
+    def closed_by_server(self) -> bool:
+        return self.reader.at_eof()
+
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
         self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as error:
+            if not error.partial:
+                raise _ClosedBeforeResponse from error
+            raise
         status = int(head[9:12])
         length = 0
         for line in head.split(b"\r\n")[1:]:
@@ -106,16 +129,35 @@ async def run_open_loop(target: Target, rate: float, duration_s: float, *,
     idle: list[_Connection] = []
     slots = asyncio.Semaphore(max_connections)
 
+    def pooled() -> _Connection | None:
+        while idle:
+            connection = idle.pop()
+            if not connection.closed_by_server:
+                return connection
+            connection.close()
+        return None
+
+    async def send(connection: _Connection | None) -> tuple[_Connection, int, bytes]:
+        if connection is not None:
+            try:
+                return connection, *await connection.exchange(request)
+            except (_ClosedBeforeResponse, ConnectionResetError):
+                connection.close()  # closed while idle: resend on a new connection
+        fresh = await _Connection.open(target.host, target.port)
+        try:
+            return fresh, *await fresh.exchange(request)
+        except BaseException:
+            fresh.close()
+            raise
+
     async def one(due: float) -> None:
         async with slots:
-            connection = idle.pop() if idle else None
+            connection = pooled()
             try:
                 async with asyncio.timeout(timeout_s):
-                    if connection is None:
-                        connection = _Connection(*await asyncio.open_connection(
-                            target.host, target.port))
-                    status, body = await connection.exchange(request)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+                    connection, status, body = await send(connection)
+            except (OSError, asyncio.IncompleteReadError, _ClosedBeforeResponse,
+                    TimeoutError, ValueError):
                 result.codes["transport_error"] += 1
                 if connection is not None:
                     connection.close()

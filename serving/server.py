@@ -34,6 +34,7 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
     options = dict(
         host=settings.host, port=settings.port, log_level=settings.log_level,
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        timeout_keep_alive=settings.keep_alive_s,
         # Our own bounded queue answers overload with 503 + Retry-After.
         backlog=max(2048, settings.max_queue), access_log=False,
     )

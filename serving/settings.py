@@ -34,6 +34,7 @@ class ServingSettings(BaseModel):
     max_request_bytes: PositiveInt
     auth_token: str
     watch_interval_s: PositiveFloat
+    keep_alive_s: PositiveFloat
     graceful_shutdown_s: PositiveFloat
     log_level: Literal["critical", "error", "warning", "info", "debug"]
 
