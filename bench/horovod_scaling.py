@@ -25,7 +25,9 @@ OUT = Path(__file__).with_name("out") / "horovod_scaling.json"
 # engine, tail buckets) and numeric width, as the features step fits them on 2013.
 CARDINALITIES = (17, 4, 105, 25, 8, 13, 220, 6, 513)
 NUMERIC = 20
-BATCH = 512
+BATCHES = (512, 2048, 8192)  # per worker: the pipeline's default, then larger
+# The per-row tf.data pipeline the workers used before, for comparison in the same run.
+PER_ROW_BATCHES = (512, 2048)
 SIZES = [2**k for k in range(10, 29, 2)]  # 1 KiB .. 256 MiB
 SMALL_TENSORS, SMALL_FLOATS = 200, 1024
 FUSION_GRID = [(0, 1.0), (64, 1.0), (64, 0.2), (64, 5.0)]  # (threshold MiB, cycle ms)
@@ -48,7 +50,8 @@ def horovodrun(mode: str, workers: int, env: dict[str, str] | None = None,
 # ---------------------------------------------------------------- worker side
 
 
-def worker(mode: str, out: Path, steps: int, precision: str) -> None:
+def worker(mode: str, out: Path, steps: int, precision: str, batch: int,
+           per_row: bool) -> None:
     import horovod.tensorflow as hvd
 
     hvd.init()
@@ -57,7 +60,7 @@ def worker(mode: str, out: Path, steps: int, precision: str) -> None:
     on_gpu = pin_gpu(hvd.local_rank())
     threads = set_threads(1 if not on_gpu else 0, hvd.local_size())
     if mode == "throughput":
-        result = measure_training(hvd, steps, precision == "mixed", on_gpu)
+        result = measure_training(hvd, steps, precision == "mixed", on_gpu, batch, per_row)
     elif mode == "allreduce":
         result = measure_allreduce(hvd)
     else:
@@ -67,11 +70,13 @@ def worker(mode: str, out: Path, steps: int, precision: str) -> None:
                                    "gpu": on_gpu}))
 
 
-def measure_training(hvd, steps: int, mixed: bool, on_gpu: bool) -> dict:
+def measure_training(hvd, steps: int, mixed: bool, on_gpu: bool, batch: int,
+                     per_row: bool) -> dict:
     import numpy as np
     import tensorflow as tf
 
     from models.keras.tabular import build_tabular_model
+    from models.training.data import in_memory_dataset, signature_of
     from models.training.device import set_precision
     from models.training.loop import Trainer, make_optimizer
     from models.training.problems import PROBLEMS
@@ -79,13 +84,17 @@ def measure_training(hvd, steps: int, mixed: bool, on_gpu: bool) -> dict:
     loss_scaling = set_precision(mixed, on_gpu)
     rng = np.random.default_rng(hvd.rank())
     names = [f"c{i}" for i in range(len(CARDINALITIES))]
-    rows = BATCH * 20
+    rows = batch * 20
     inputs = {n: rng.integers(0, size, rows).astype("int32")
               for n, size in zip(names, CARDINALITIES, strict=True)}
     inputs["numeric"] = rng.normal(size=(rows, NUMERIC)).astype("float32")
     labels = (rng.random((rows, 1)) < 0.2).astype("float32")
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).repeat().batch(
-        BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if per_row:  # what the workers did before: tf.data shuffles and batches row by row
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).repeat().shuffle(
+            rows, seed=hvd.rank()).batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    else:  # the workers' own input pipeline: in-memory arrays, reshuffled every pass
+        dataset = in_memory_dataset(inputs, labels, signature_of(inputs), batch_size=batch,
+                                    shuffle=True, seed=hvd.rank(), training=True).repeat()
     model = build_tabular_model(dict(zip(names, CARDINALITIES, strict=True)), NUMERIC,
                                 hidden_units=[256, 128], dropout=0.2, max_embedding_dim=16)
     problem = PROBLEMS["tabular"]
@@ -95,8 +104,9 @@ def measure_training(hvd, steps: int, mixed: bool, on_gpu: bool) -> dict:
     started = time.perf_counter()
     trainer.train_epoch(dataset, steps)
     elapsed = time.perf_counter() - started
-    return {"samples_per_s": hvd.size() * BATCH * steps / elapsed, "steps": steps,
-            "batch_per_worker": BATCH, "seconds": elapsed,
+    return {"samples_per_s": hvd.size() * batch * steps / elapsed, "steps": steps,
+            "batch_per_worker": batch, "seconds": elapsed,
+            "input": "per-row tf.data" if per_row else "arrays",
             "precision": "mixed" if mixed else "float32"}
 
 
@@ -150,13 +160,22 @@ def measure_small_tensors(hvd, steps: int) -> dict:
 
 
 def run_all(steps: int) -> dict:
-    """Every measurement; scaling efficiency = throughput(2) / (2 x throughput(1))."""
-    results: dict = {"throughput": [horovodrun("throughput", n, extra=("--steps", str(steps)))
-                                    for n in (1, 2)]}
-    one, two = (r["samples_per_s"] for r in results["throughput"])
-    results["scaling_efficiency"] = two / (2 * one)
-    log.info("throughput 1 worker %.0f samples/s, 2 workers %.0f: efficiency %.1f%%",
-             one, two, 100 * results["scaling_efficiency"])
+    """Every measurement; scaling efficiency = throughput(2) / (2 x throughput(1)), per
+    per-worker batch size: a larger batch spreads the fixed cost of each allreduce."""
+    results: dict = {"throughput": [], "scaling": []}
+    runs = [(batch, ()) for batch in BATCHES] + [(batch, ("--per-row-input",))
+                                                 for batch in PER_ROW_BATCHES]
+    for batch, flags in runs:
+        one, two = (horovodrun("throughput", n, extra=("--steps", str(steps),
+                                                        "--batch", str(batch), *flags))
+                    for n in (1, 2))
+        results["throughput"] += [one, two]
+        efficiency = two["samples_per_s"] / (2 * one["samples_per_s"])
+        results["scaling"].append({"batch_per_worker": batch, "input": one["input"],
+                                   "efficiency": efficiency})
+        log.info("batch %d per worker, %s input: 1 worker %.0f samples/s, 2 workers %.0f: "
+                 "efficiency %.1f%%", batch, one["input"], one["samples_per_s"],
+                 two["samples_per_s"], 100 * efficiency)
     results["allreduce"] = horovodrun("allreduce", 2)["sizes"]
     results["fusion"] = [horovodrun("fusion", 2, extra=("--steps", "50"), env={
         "HOROVOD_FUSION_THRESHOLD": str(mib * 2**20), "HOROVOD_CYCLE_TIME": str(cycle)})
@@ -181,10 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--precision", choices=["float32", "mixed"], default="float32")
+    parser.add_argument("--batch", type=int, default=BATCHES[0], help="per worker")
+    parser.add_argument("--per-row-input", action="store_true",
+                        help="batch with tf.data row by row instead of the workers' pipeline")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.worker:
-        worker(args.worker, args.out, args.steps, args.precision)
+        worker(args.worker, args.out, args.steps, args.precision, args.batch,
+               args.per_row_input)
         return 0
     results = run_all(args.steps)
     args.out.parent.mkdir(parents=True, exist_ok=True)

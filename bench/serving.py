@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.loadgen import LoadResult, Target, run_open_loop
+from bench.processes import free_port, wait_for_http
 
 log = logging.getLogger("bench.serving")
 
@@ -131,12 +131,6 @@ def bodies() -> dict[str, tuple[str, bytes, dict[str, str]]]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start(system: str, model_uri: str, port: int, env: dict[str, str]) -> subprocess.Popen:
     python = sys.executable
     commands = {
@@ -152,22 +146,6 @@ def start(system: str, model_uri: str, port: int, env: dict[str, str]) -> subpro
     log_file = (OUT / f"{system}.log").open("w")
     return subprocess.Popen(commands[system], cwd=REPO_ROOT, env=env, stdout=log_file,
                             stderr=subprocess.STDOUT)
-
-
-def wait_ready(process: subprocess.Popen, port: int, path: str, timeout_s: float = 300) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"not ready after {timeout_s} s")
 
 
 def measure_interleaved(ports: dict[str, int], kind: str, duration_s: float) -> list[Point]:
@@ -302,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
             ports[system] = free_port()
             processes[system] = start(system, model_uri, ports[system], env)
         for system, process in processes.items():
-            wait_ready(process, ports[system], "/ping")
+            wait_for_http(f"http://127.0.0.1:{ports[system]}/ping", process, timeout_s=300)
         points = [point for kind in ("single", "json256", "binary256")
                   for point in measure_interleaved(ports, kind, args.duration)]
     finally:

@@ -139,7 +139,7 @@ class TrainingSchedule(Section):
     epochs: int
     warmup_epochs: int
     patience: int
-    shuffle_buffer: int
+    shuffle: bool
     mixed_precision: bool
 
 

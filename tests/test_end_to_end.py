@@ -17,8 +17,9 @@ import pytest
 from deltalake import DeltaTable
 from mlflow.tracking import MlflowClient
 
+from bench.processes import free_port
 from tests.conftest import CONF_DIR, REPO_ROOT
-from tests.support.processes import BIN_DIR, background, free_port
+from tests.support.processes import BIN_DIR, background
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -7,6 +7,7 @@ dealt round-robin to ranks, so shards are disjoint and nothing passes through a 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -86,26 +87,60 @@ def signature_of(inputs: dict[str, np.ndarray]) -> dict[str, tf.TensorSpec]:
             for name, array in inputs.items()}
 
 
+def load_shard(shard: Shard, encoder: Encoder, label: str, signature: dict[str, tf.TensorSpec]
+               ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The whole shard encoded into memory: one array per input, rows first."""
+    blocks = [encode_frame(frame, encoder, label)
+              for frame in shard.frames([*encoder.columns, label]) if len(frame)]
+    if not blocks:  # a rank may hold no rows of a split
+        return ({name: np.zeros((0, *spec.shape[1:]), spec.dtype.as_numpy_dtype)
+                 for name, spec in signature.items()}, np.zeros((0, 1), "float32"))
+    inputs = {name: np.concatenate([block[0][name] for block in blocks]) for name in signature}
+    return inputs, np.concatenate([block[1] for block in blocks])
+
+
 def make_dataset(shard: Shard, encoder: Encoder, label: str,
                  signature: dict[str, tf.TensorSpec], *, batch_size: int,
-                 shuffle_buffer: int, seed: int, training: bool) -> tf.data.Dataset:
-    """Batches of ``(inputs, labels)``: read once, cached in memory, reshuffled each epoch.
+                 shuffle: bool, seed: int, training: bool) -> tf.data.Dataset:
+    """Batches of ``(inputs, labels)`` of the shard: read once, held in memory."""
+    inputs, labels = load_shard(shard, encoder, label, signature)
+    return in_memory_dataset(inputs, labels, signature, batch_size=batch_size, shuffle=shuffle,
+                             seed=seed, training=training)
+
+
+def in_memory_dataset(inputs: dict[str, np.ndarray], labels: np.ndarray,
+                      signature: dict[str, tf.TensorSpec], *, batch_size: int, shuffle: bool,
+                      seed: int, training: bool) -> tf.data.Dataset:
+    """Batches of ``(inputs, labels)`` cut from whole arrays, reshuffled each epoch.
+
+    A batch is one numpy gather per input through a permutation of the rows. The per-row
+    alternative (``unbatch``, ``shuffle``, ``batch``) costs tf.data about a core's worth of
+    work at the MLP's speed, which two Horovod ranks on two cores cannot spare
+    (bench/RESULTS.md). Each pass over the dataset (each epoch) draws a new permutation
+    from ``seed``, so a run is reproducible.
 
     Training drops the last partial batch so every rank runs the same number of steps
     of the same size (a short batch would weigh its rows more in the average).
     """
+    rows = len(labels)
+    stop = rows - rows % batch_size if training else rows
+    epochs = itertools.count()
 
-    def blocks() -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-        for frame in shard.frames([*encoder.columns, label]):
-            if len(frame):
-                yield encode_frame(frame, encoder, label)
+    def batches() -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        if training and shuffle:
+            order = np.random.default_rng([seed, next(epochs)]).permutation(rows)
+            for start in range(0, stop, batch_size):
+                index = order[start:start + batch_size]
+                yield {name: array[index] for name, array in inputs.items()}, labels[index]
+        else:
+            for start in range(0, stop, batch_size):
+                end = start + batch_size
+                yield {name: array[start:end] for name, array in inputs.items()}, \
+                    labels[start:end]
 
     label_spec = tf.TensorSpec((None, 1), tf.float32)
-    dataset = tf.data.Dataset.from_generator(blocks, output_signature=(signature, label_spec))
-    dataset = dataset.unbatch().cache()
-    if training and shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    return tf.data.Dataset.from_generator(batches, output_signature=(signature, label_spec)
+                                          ).prefetch(tf.data.AUTOTUNE)
 
 
 def first_block(shard: Shard, encoder: Encoder, label: str

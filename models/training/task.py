@@ -23,7 +23,7 @@ class Schedule:
     epochs: int
     warmup_epochs: int
     patience: int
-    shuffle_buffer: int
+    shuffle: bool
     mixed_precision: bool
 
 

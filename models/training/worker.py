@@ -50,7 +50,7 @@ def train(task: TrainTask) -> dict[str, Any]:
     signature = signature_of(sample_inputs)
     datasets = {split: make_dataset(shard, encoder, task.label, signature,
                                     batch_size=schedule.batch_size,
-                                    shuffle_buffer=schedule.shuffle_buffer,
+                                    shuffle=schedule.shuffle,
                                     seed=task.seed + hvd.rank(), training=split == "train")
                 for split, shard in shards.items()}
     local_steps = shards["train"].count_rows() // schedule.batch_size

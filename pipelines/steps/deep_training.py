@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ from models.training.mpi import MpiSettings, mpi_command
 from models.training.task import TASK_FILE, Runtime, Schedule, TrainTask
 from pipelines.config import Config, TrainingSchedule
 from pipelines.lake import TableRef, pin, table_path
-from pipelines.steps.base import StepContext, StepResult
+from pipelines.steps.base import Step, StepContext, StepResult
 from pipelines.tracking import resolve_target
 
 OPTIONS = (
@@ -36,6 +37,16 @@ OPTIONS = (
     click.option("--dry-run", is_flag=True, default=False,
                  help="Print the launch command and environment instead of training."),
 )
+
+
+def horovod_step(name: str, run: Callable[..., StepResult], help: str) -> Step:
+    """A Horovod training step. Its config section has the step's name and a ``table``
+    in silver, the only input whose change makes a scheduled run retrain."""
+    return Step(
+        name=name, run=run, help=help, options=OPTIONS,
+        config_sections=(name, "horovod", "seed"),
+        inputs=lambda config: [table_path(config, "silver", getattr(config, name).table)],
+    )
 
 
 def output_dir(config: Config, step: str) -> Path:

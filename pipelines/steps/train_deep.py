@@ -7,9 +7,8 @@ on that version, so the logged pyfunc encodes raw flights exactly as training di
 from __future__ import annotations
 
 from pipelines.errors import DataError
-from pipelines.lake import table_path
-from pipelines.steps.base import Step, StepContext, StepResult
-from pipelines.steps.deep_training import OPTIONS, make_task, train, training_input
+from pipelines.steps.base import StepContext, StepResult
+from pipelines.steps.deep_training import horovod_step, make_task, train, training_input
 from pipelines.steps.features import spec_path
 
 NAME = "train_deep"
@@ -33,11 +32,5 @@ def run(ctx: StepContext, resume: bool = False, dry_run: bool = False) -> StepRe
     return train(ctx, ref, task, MODEL_NAME, dry_run)
 
 
-TRAIN_DEEP = Step(
-    name=NAME,
-    run=run,
-    help="Train the flight-delay MLP with Horovod (launcher from horovod.launcher).",
-    options=OPTIONS,
-    config_sections=("train_deep", "horovod", "seed"),
-    inputs=lambda config: [table_path(config, "silver", config.train_deep.table)],
-)
+TRAIN_DEEP = horovod_step(
+    NAME, run, "Train the flight-delay MLP with Horovod (launcher from horovod.launcher).")

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 
-from pipelines.lake import table_path
-from pipelines.steps.base import Step, StepContext, StepResult
+from pipelines.steps.base import StepContext, StepResult
 from pipelines.steps.deep_training import (
-    OPTIONS,
+    horovod_step,
     make_task,
     output_dir,
     train,
@@ -38,11 +37,5 @@ def run(ctx: StepContext, resume: bool = False, dry_run: bool = False) -> StepRe
     return train(ctx, ref, task, MODEL_NAME, dry_run)
 
 
-TRAIN_SEQUENCE = Step(
-    name=NAME,
-    run=run,
-    help="Train the next-hour delay forecaster per origin with Horovod.",
-    options=OPTIONS,
-    config_sections=("train_sequence", "horovod", "seed"),
-    inputs=lambda config: [table_path(config, "silver", config.train_sequence.table)],
-)
+TRAIN_SEQUENCE = horovod_step(
+    NAME, run, "Train the next-hour delay forecaster per origin with Horovod.")

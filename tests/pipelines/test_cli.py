@@ -7,8 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from bench.processes import free_port
 from tests.conftest import CONF_DIR, REPO_ROOT
-from tests.support.processes import BIN_DIR, background, free_port
+from tests.support.processes import BIN_DIR, background
 
 MLPIPE = str(BIN_DIR / "mlpipe")
 

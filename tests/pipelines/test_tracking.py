@@ -10,6 +10,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from bench.processes import free_port
 from pipelines.config import Config
 from pipelines.errors import TrackingUnavailableError
 from pipelines.lake import TableRef
@@ -21,7 +22,7 @@ from pipelines.tracking import (
     start_run,
 )
 from tests.conftest import make_config
-from tests.support.processes import BIN_DIR, background, free_port
+from tests.support.processes import BIN_DIR, background
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,7 @@ pytestmark = pytest.mark.slow
 
 CARRIERS, ORIGINS, DESTS = ["AA", "B6", "DL", "UA"], ["EWR", "JFK", "LGA"], ["ATL", "BOS", "ORD"]
 SMALL_RUN = ("train_deep.epochs=2", "train_deep.batch_size=32", "train_deep.hidden_units=[16]",
-             "train_deep.shuffle_buffer=256", "horovod.num_proc=2",
-             "horovod.threads_per_worker=1", "horovod.timeout_s=240")
+             "horovod.num_proc=2", "horovod.threads_per_worker=1", "horovod.timeout_s=240")
 
 
 def raw_flights(rows: int, seed: int) -> pd.DataFrame:

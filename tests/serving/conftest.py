@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import mlflow
 import pytest
 
+from bench.processes import free_port, wait_for_http
 from tests.serving import models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,12 +47,6 @@ class ServerProcess:
             raise
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(model_uri: str, log_dir: Path, *flags: str, env: dict | None = None,
                  wait_ready: bool = True) -> ServerProcess:
     """Start the real server and wait until it reports ready (model loaded, warmed up)."""
@@ -71,19 +63,11 @@ def start_server(model_uri: str, log_dir: Path, *flags: str, env: dict | None = 
 
 
 def wait_until_ready(server: ServerProcess) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}:\n"
-                               f"{server.log_tail()}")
-        try:
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise TimeoutError(f"server not ready after {READY_TIMEOUT_S} s:\n{server.log_tail()}")
+    try:
+        wait_for_http(f"{server.url}/v2/health/ready", server.process, READY_TIMEOUT_S)
+    except (RuntimeError, TimeoutError) as error:
+        server.stop()
+        raise RuntimeError(f"{error}\n{server.log_tail()}") from None
 
 
 @pytest.fixture(scope="session")

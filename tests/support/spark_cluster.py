@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pyspark
 
-from tests.support.processes import background, free_port
+from bench.processes import free_port
+from tests.support.processes import background
 
 SPARK_CLASS = str(Path(pyspark.__file__).parent / "bin" / "spark-class")
 

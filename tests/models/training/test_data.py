@@ -1,14 +1,21 @@
-"""Sharding a pinned Delta table: disjoint, complete, one split, whatever the file count."""
+"""Sharding a pinned Delta table (disjoint, complete, one split, whatever the file count),
+and the batches a rank trains and evaluates on."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from models.training.data import shard_files
-from tests.models.training.synthetic import flights_like, with_validation, write_files
+from models.training.data import first_block, make_dataset, shard_files, signature_of
+from tests.models.training.synthetic import (
+    SyntheticEncoder,
+    flights_like,
+    with_validation,
+    write_files,
+)
 
 
 def rows_of(table: Path, version: int, split: str, size: int) -> list[pd.DataFrame]:
@@ -36,3 +43,48 @@ def test_a_pinned_version_ignores_later_commits(tmp_path: Path) -> None:
     write_files(tmp_path / "t", [flights_like(8, seed=2)])
 
     assert sum(len(f) for f in rows_of(tmp_path / "t", first, "train", 2)) == 8
+
+
+def epoch_x1(dataset) -> list[np.ndarray]:
+    """Each batch's ``x1`` column (the numeric block's first column) for one pass."""
+    return [inputs["numeric"].numpy()[:, 0] for inputs, _ in dataset]
+
+
+def test_training_batches_are_a_new_permutation_each_epoch_and_reproducible(
+        tmp_path: Path) -> None:
+    files = [flights_like(23, seed=1), flights_like(18, seed=2)]
+    shard = shard_files(str(tmp_path / "t"), write_files(tmp_path / "t", files), "train", 0, 1)
+    encoder = SyntheticEncoder()
+    signature = signature_of(first_block(shard, encoder, "y")[0])
+
+    def dataset(seed: int, shuffle: bool = True, training: bool = True):
+        return make_dataset(shard, encoder, "y", signature, batch_size=8, shuffle=shuffle,
+                            seed=seed, training=training)
+
+    shuffled = dataset(seed=3)
+    first, second = epoch_x1(shuffled), epoch_x1(shuffled)
+    everything = pd.concat(list(shard.frames(["x1"])))["x1"].to_numpy("float32")  # file order
+    assert [len(batch) for batch in first] == [8] * 5  # 41 rows: the partial batch dropped
+    assert set(np.concatenate(first)) <= set(everything)
+    assert len(set(np.concatenate(first))) == 40
+    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+    assert np.array_equal(np.concatenate(first), np.concatenate(epoch_x1(dataset(seed=3))))
+
+    in_order = np.concatenate(epoch_x1(dataset(seed=3, shuffle=False)))
+    np.testing.assert_array_equal(in_order, everything[:40])
+    evaluation = epoch_x1(dataset(seed=3, training=False))
+    assert [len(batch) for batch in evaluation] == [8] * 5 + [1]
+    np.testing.assert_array_equal(np.concatenate(evaluation), everything)
+
+
+def test_a_rank_without_rows_of_a_split_gets_an_empty_dataset(tmp_path: Path) -> None:
+    version = write_files(tmp_path / "t", [flights_like(12, seed=1)])
+    train = shard_files(str(tmp_path / "t"), version, "train", 0, 1)
+    encoder = SyntheticEncoder()
+    signature = signature_of(first_block(train, encoder, "y")[0])
+    validation = shard_files(str(tmp_path / "t"), version, "validation", 0, 1)
+
+    dataset = make_dataset(validation, encoder, "y", signature, batch_size=4, shuffle=True,
+                           seed=0, training=False)
+
+    assert epoch_x1(dataset) == []

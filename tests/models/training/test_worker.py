@@ -40,7 +40,7 @@ def launch_settings(num_proc: int) -> LaunchSettings:
 
 def make_task(table: Path, version: int, output: Path, **schedule: object) -> TrainTask:
     defaults = dict(learning_rate=0.01, batch_size=8, epochs=2, warmup_epochs=0, patience=100,
-                    shuffle_buffer=0, mixed_precision=False)
+                    shuffle=False, mixed_precision=False)
     return TrainTask(
         kind="tabular", table_path=str(table), table_version=version, encoder=ENCODER,
         encoder_arg=str(write_spec(output.parent)), label=LABEL,
