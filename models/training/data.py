@@ -1,4 +1,4 @@
-"""Each rank's own shard of a pinned Delta table, streamed through ``tf.data``.
+"""Each rank's own shard of a pinned Delta table, held in memory and batched through ``tf.data``.
 
 The file list comes from the Delta log at the pinned version (delta-rs, no Spark),
 so a worker reads exactly the data the driver logged and never more; files are
