@@ -76,7 +76,7 @@ def measure_training(hvd, steps: int, mixed: bool, on_gpu: bool, batch: int,
     import tensorflow as tf
 
     from models.keras.tabular import build_tabular_model
-    from models.training.data import in_memory_dataset, signature_of
+    from models.training.data import in_memory_dataset
     from models.training.device import set_precision
     from models.training.loop import Trainer, make_optimizer
     from models.training.problems import PROBLEMS
@@ -93,8 +93,8 @@ def measure_training(hvd, steps: int, mixed: bool, on_gpu: bool, batch: int,
         dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).repeat().shuffle(
             rows, seed=hvd.rank()).batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     else:  # the workers' own input pipeline: in-memory arrays, reshuffled every pass
-        dataset = in_memory_dataset(inputs, labels, signature_of(inputs), batch_size=batch,
-                                    shuffle=True, seed=hvd.rank(), training=True).repeat()
+        dataset = in_memory_dataset(inputs, labels, batch_size=batch, shuffle=True,
+                                    seed=hvd.rank(), training=True).repeat()
     model = build_tabular_model(dict(zip(names, CARDINALITIES, strict=True)), NUMERIC,
                                 hidden_units=[256, 128], dropout=0.2, max_embedding_dim=16)
     problem = PROBLEMS["tabular"]

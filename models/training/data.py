@@ -104,13 +104,12 @@ def make_dataset(shard: Shard, encoder: Encoder, label: str,
                  shuffle: bool, seed: int, training: bool) -> tf.data.Dataset:
     """Batches of ``(inputs, labels)`` of the shard: read once, held in memory."""
     inputs, labels = load_shard(shard, encoder, label, signature)
-    return in_memory_dataset(inputs, labels, signature, batch_size=batch_size, shuffle=shuffle,
-                             seed=seed, training=training)
+    return in_memory_dataset(inputs, labels, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                             training=training)
 
 
-def in_memory_dataset(inputs: dict[str, np.ndarray], labels: np.ndarray,
-                      signature: dict[str, tf.TensorSpec], *, batch_size: int, shuffle: bool,
-                      seed: int, training: bool) -> tf.data.Dataset:
+def in_memory_dataset(inputs: dict[str, np.ndarray], labels: np.ndarray, *, batch_size: int,
+                      shuffle: bool, seed: int, training: bool) -> tf.data.Dataset:
     """Batches of ``(inputs, labels)`` cut from whole arrays, reshuffled each epoch.
 
     A batch is one numpy gather per input through a permutation of the rows. The per-row
@@ -139,8 +138,8 @@ def in_memory_dataset(inputs: dict[str, np.ndarray], labels: np.ndarray,
                     labels[start:end]
 
     label_spec = tf.TensorSpec((None, 1), tf.float32)
-    return tf.data.Dataset.from_generator(batches, output_signature=(signature, label_spec)
-                                          ).prefetch(tf.data.AUTOTUNE)
+    return tf.data.Dataset.from_generator(
+        batches, output_signature=(signature_of(inputs), label_spec)).prefetch(tf.data.AUTOTUNE)
 
 
 def first_block(shard: Shard, encoder: Encoder, label: str
