@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup run test lint bench clean
 
-setup: $(STAMPS)/deps $(STAMPS)/delta-jars $(STAMPS)/horovod
+setup: $(STAMPS)/deps $(STAMPS)/delta-jars $(STAMPS)/horovod $(STAMPS)/system-packages
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,15 @@ $(STAMPS)/delta-jars: $(STAMPS)/deps scripts/fetch_delta_jars.sh
 	scripts/fetch_delta_jars.sh $(PY)
 	@touch $@
 
-$(STAMPS)/horovod: $(STAMPS)/deps scripts/build_horovod.sh
+# After the system packages: Horovod is built with MPI when Open MPI is there.
+$(STAMPS)/horovod: $(STAMPS)/deps $(STAMPS)/system-packages scripts/build_horovod.sh
 	scripts/build_horovod.sh $(PY)
 	@touch $@
+
+# HAProxy, wrk and Open MPI, from Debian's packages where missing (the script says what it needs).
+$(STAMPS)/system-packages: scripts/install_system_packages.sh | $(PY)
+	scripts/install_system_packages.sh
+	@mkdir -p $(STAMPS) && touch $@
 
 run: setup
 	$(VENV)/bin/mlpipe run

@@ -16,7 +16,12 @@ BENCHMARKS = {
     "ingest": "bench.ingest_features",
     "horovod": "bench.horovod_scaling",
     "quality": "bench.model_quality",
+    "encoding": "bench.encoding",
     "serving": "bench.serving",
+    "serving-wrk": "bench.serving_wrk",
+    "overload": "bench.serving_overload",
+    "fleet": "bench.serving_fleet",
+    "network": "bench.network",
 }
 
 

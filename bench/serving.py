@@ -22,8 +22,6 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.loadgen import LoadResult, Target, run_open_loop
-from bench.processes import free_port, wait_for_http
+from bench.servers import ServerSpec, model_env, running
 
 log = logging.getLogger("bench.serving")
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
 OUT = BENCH_DIR / "out"
 PLOT = BENCH_DIR / "serving_latency_throughput.png"
 MODEL_NAME = "bench-mlp"
@@ -131,21 +128,12 @@ def bodies() -> dict[str, tuple[str, bytes, dict[str, str]]]:
     }
 
 
-def start(system: str, model_uri: str, port: int, env: dict[str, str]) -> subprocess.Popen:
-    python = sys.executable
-    commands = {
-        "ours": [python, "-m", "serving", model_uri, "--port", str(port),
-                 "--log-level", "warning"],
-        "ours-b1": [python, "-m", "serving", model_uri, "--port", str(port),
-                    "--log-level", "warning", "--max-batch-size", "1"],
-        "mlflow": [python, "-m", "mlflow", "models", "serve", "-m", model_uri,
-                   "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        "noop": [python, "-m", "uvicorn", "bench.noop_app:app", "--port", str(port),
-                 "--log-level", "warning", "--no-access-log"],
-    }
-    log_file = (OUT / f"{system}.log").open("w")
-    return subprocess.Popen(commands[system], cwd=REPO_ROOT, env=env, stdout=log_file,
-                            stderr=subprocess.STDOUT)
+def server_specs(systems: list[str], model_uri: str, env: dict[str, str]
+                 ) -> dict[str, ServerSpec]:
+    flags = {"ours-b1": ("--max-batch-size", "1")}
+    kinds = {"ours-b1": "ours"}
+    return {system: ServerSpec(kinds.get(system, system), model_uri, flags.get(system, ()), env)
+            for system in systems}
 
 
 def measure_interleaved(ports: dict[str, int], kind: str, duration_s: float) -> list[Point]:
@@ -267,26 +255,14 @@ def main(argv: list[str] | None = None) -> None:
     registry = OUT / f"registry-{int(time.time())}"
     registry.mkdir()
     model_uri = log_model(registry)
-    # `mlflow models serve` runs `uvicorn` from PATH: put this environment's bin first.
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{registry}/mlflow.db",
-           "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = model_env(f"sqlite:///{registry}/mlflow.db")
     limits = in_process_limit(model_uri, seconds=3)
     log.info("in-process limits: %s", limits)
     load_before = os.getloadavg()
-    processes, ports = {}, {}
-    try:
-        for system in args.systems.split(","):
-            ports[system] = free_port()
-            processes[system] = start(system, model_uri, ports[system], env)
-        for system, process in processes.items():
-            wait_for_http(f"http://127.0.0.1:{ports[system]}/ping", process, timeout_s=300)
+    specs = server_specs(args.systems.split(","), model_uri, env)
+    with running(specs, OUT) as ports:
         points = [point for kind in ("single", "json256", "binary256")
                   for point in measure_interleaved(ports, kind, args.duration)]
-    finally:
-        for process in processes.values():
-            process.terminate()
-            process.wait(60)
     limits["load_average_1min_before_after"] = [load_before[0], os.getloadavg()[0]]
     (OUT / "serving-results.json").write_text(json.dumps(
         {"limits": limits, "points": [p.__dict__ for p in points]}, indent=1))

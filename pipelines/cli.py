@@ -83,19 +83,25 @@ def config_show() -> None:
 @click.argument("model_uri")
 @click.option("--watch", is_flag=True,
               help="Poll the alias in MODEL_URI and swap in new versions without downtime.")
+@click.option("--replicas", type=click.IntRange(min=1), default=None,
+              help="Server processes behind a generated HAProxy (serving.replicas).")
 @config_options
-def serve(model_uri: str, watch: bool) -> int:
+def serve(model_uri: str, watch: bool, replicas: int | None) -> int:
     """Serve MODEL_URI (models:/NAME@ALIAS, runs:/ID/model) over HTTP with dynamic batching.
 
     Settings come from the serving section (conf/serving.yaml), e.g.
-    --set serving.port=8081 --set serving.max_batch_size=128.
+    --set serving.port=8081 --set serving.max_batch_size=128; `--replicas N` is
+    shorthand for --set serving.replicas=N.
     """
     from pipelines.tracking import configure_tracking
     from serving.server import serve as serve_model
 
     config = current_config()
     configure_tracking(config)
-    serve_model(model_uri, config.serving, watch=watch)
+    settings = config.serving
+    if replicas is not None:
+        settings = type(settings).model_validate({**settings.model_dump(), "replicas": replicas})
+    serve_model(model_uri, settings, watch=watch)
     return 0
 
 

@@ -174,6 +174,29 @@ class MpiConfig(Section):
     ucx_net_devices: str
     python: str
     env: dict[str, str]
+    rsh_agent: str
+    btl: str
+
+
+class NetworkProfile(Section):
+    """The defaults ``horovod.network_profile`` selects, chosen with ``bench/network.py``'s model.
+
+    They fill only the keys left null (``horovod.fusion_threshold_mb``,
+    ``horovod.fp16_allreduce``, ``train_deep.batch_size``, ``train_sequence.batch_size``);
+    a value written anywhere (a base file, an overlay, ``--set``) wins.
+    """
+
+    fusion_threshold_mb: int
+    fp16_allreduce: bool
+    train_deep_batch_size: int
+    train_sequence_batch_size: int
+
+
+# Key filled from the network profile -> the profile's field.
+PROFILE_KEYS = {("horovod", "fusion_threshold_mb"): "fusion_threshold_mb",
+                ("horovod", "fp16_allreduce"): "fp16_allreduce",
+                ("train_deep", "batch_size"): "train_deep_batch_size",
+                ("train_sequence", "batch_size"): "train_sequence_batch_size"}
 
 
 class HorovodConfig(Section):
@@ -182,6 +205,8 @@ class HorovodConfig(Section):
     launcher: Literal["local", "spark", "mpi"]
     num_proc: int
     network_interface: str
+    network_profile: str
+    network_profiles: dict[str, NetworkProfile]
     threads_per_worker: int
     fp16_allreduce: bool
     fusion_threshold_mb: int
@@ -279,11 +304,34 @@ def load_config(
     for override in overrides:
         _merge_into(merged, sources, parse_override(override), "--set")
     merged["env"] = env or "base"
+    apply_network_profile(merged, sources)
 
     try:
         return Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from None
+
+
+def apply_network_profile(merged: dict[str, Any], sources: dict[tuple[str, ...], str]) -> None:
+    """Fill the null keys of ``PROFILE_KEYS`` from ``horovod.network_profiles[network_profile]``.
+
+    Done on the merged mapping, before validation, so the validated sections hold plain
+    values and nothing downstream knows about profiles. An unknown profile is an error
+    that names where it was set; the profiles' own fields are validated with the rest.
+    """
+    horovod = merged.get("horovod")
+    if not isinstance(horovod, dict) or "network_profile" not in horovod:
+        return  # validation reports the missing key
+    name, profiles = horovod["network_profile"], horovod.get("network_profiles") or {}
+    if name not in profiles:
+        origin = _origin(("horovod", "network_profile"), sources)
+        raise ConfigError(f"invalid configuration:\n  {origin}: horovod.network_profile: "
+                          f"{name!r} is not one of {', '.join(map(str, profiles)) or '(none)'}")
+    profile = profiles[name] if isinstance(profiles[name], dict) else {}
+    for (section, key), field in PROFILE_KEYS.items():
+        values = merged.get(section)
+        if isinstance(values, dict) and values.get(key) is None and field in profile:
+            values[key] = profile[field]
 
 
 def resolve_conf_dir(conf_dir: str | Path | None = None) -> Path:

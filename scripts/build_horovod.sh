@@ -19,10 +19,28 @@ case $PYTHON in /*) ;; *) PYTHON="$PWD/$PYTHON" ;; esac
 VENV_BIN=$(dirname "$PYTHON")
 cd "$ROOT"
 
+if command -v mpicxx >/dev/null && command -v mpirun >/dev/null; then
+  with_mpi=1
+else
+  with_mpi=0
+fi
+with_nccl=0
+if ! command -v nvcc >/dev/null && [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]; then
+  export PATH="$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
+fi
+if command -v nvcc >/dev/null; then
+  for include_dir in "${NCCL_HOME:-/nonexistent}/include" "${CUDA_HOME:-/usr/local/cuda}/include" \
+                     /usr/include /usr/local/include; do
+    if [ -f "$include_dir/nccl.h" ]; then with_nccl=1; break; fi
+  done
+fi
+
 # Horovod only warns when the TensorFlow it was compiled against differs from
 # the installed one, so the check compares the versions in its metadata.json.
+# It also wants every part this machine can build: a Gloo-only Horovod installed
+# before Open MPI (or NCCL) is rebuilt, as the wheel cache key already says.
 installed_check() {
-  "$PYTHON" - "$HOROVOD_VERSION" >/dev/null 2>&1 <<'EOF'
+  "$PYTHON" - "$HOROVOD_VERSION" "$with_mpi" "$with_nccl" >/dev/null 2>&1 <<'EOF'
 import json
 import sys
 from pathlib import Path
@@ -31,9 +49,11 @@ import horovod
 import horovod.tensorflow as hvd
 import tensorflow as tf
 
+version, with_mpi, with_nccl = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
 built_for = json.loads(Path(horovod.__file__).with_name("metadata.json").read_text())
-sys.exit(0 if horovod.__version__ == sys.argv[1] and built_for.get("tensorflow") == tf.__version__
-         and hvd.gloo_built() else 1)
+sys.exit(0 if horovod.__version__ == version and built_for.get("tensorflow") == tf.__version__
+         and hvd.gloo_built() and (hvd.mpi_built() or not with_mpi)
+         and (hvd.nccl_built() or not with_nccl) else 1)
 EOF
 }
 
@@ -51,22 +71,6 @@ read -r tf_version py_version < <("$PYTHON" -c '
 import sys, importlib.metadata as md
 print(md.version("tensorflow"), "%d.%d" % sys.version_info[:2])')
 [ -n "$py_version" ] || { echo "build_horovod: TensorFlow is not installed for $PYTHON" >&2; exit 1; }
-
-if command -v mpicxx >/dev/null && command -v mpirun >/dev/null; then
-  with_mpi=1
-else
-  with_mpi=0
-fi
-with_nccl=0
-if ! command -v nvcc >/dev/null && [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]; then
-  export PATH="$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
-fi
-if command -v nvcc >/dev/null; then
-  for include_dir in "${NCCL_HOME:-/nonexistent}/include" "${CUDA_HOME:-/usr/local/cuda}/include" \
-                     /usr/include /usr/local/include; do
-    if [ -f "$include_dir/nccl.h" ]; then with_nccl=1; break; fi
-  done
-fi
 
 # The optional parts are in the key too: a wheel built without MPI or NCCL must
 # not be reused once they are installed.

@@ -15,8 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from serving import kserve, scoring
+from serving.admission import AdmissionMiddleware
 from serving.auth import requires_token
-from serving.batching import DeadlineExceeded, QueueFull
+from serving.batching import DeadlineExceeded, Priority, QueueFull
 from serving.metrics import MetricsMiddleware, metrics
 from serving.openapi import openapi_document
 from serving.settings import ServingSettings
@@ -26,6 +27,12 @@ from serving.tensors import InvalidInput
 log = logging.getLogger(__name__)
 
 TIMEOUT_HEADER = "x-request-timeout-ms"
+PRIORITY_HEADER = "x-request-priority"
+# On every 200 of both protocols: the version that ran, which a client can count by.
+VERSION_HEADER = "x-model-version"
+# KServe's parameters.priority also takes Triton's schedule-policy numbers, read with two
+# levels: 0 is the default (as if absent), 1 the highest level, 2 the next.
+TRITON_PRIORITIES = {0: None, 1: Priority.HIGH, 2: Priority.LOW}
 # With several workers each loads its own copy, so one may still load while others serve.
 LOADING = "the model is still loading in this worker; retry"
 
@@ -49,7 +56,11 @@ def create_app(model_uri: str, settings: ServingSettings, *, watch: bool = False
 
     model = "/v2/models/{model_name}"
     versioned = "/v2/models/{model_name}/versions/{model_version}"
+    # Inference first: the router tries routes in order, and no two of them overlap.
     routes = [
+        Route("/invocations", requires_token(invocations), methods=["POST"]),
+        Route(f"{model}/infer", requires_token(kserve_infer), methods=["POST"]),
+        Route(f"{versioned}/infer", requires_token(kserve_infer), methods=["POST"]),
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
         Route("/ping", ready),
@@ -59,13 +70,11 @@ def create_app(model_uri: str, settings: ServingSettings, *, watch: bool = False
         Route(versioned, requires_token(model_metadata)),
         Route(f"{model}/ready", requires_token(model_ready)),
         Route(f"{versioned}/ready", requires_token(model_ready)),
-        Route(f"{model}/infer", requires_token(kserve_infer), methods=["POST"]),
-        Route(f"{versioned}/infer", requires_token(kserve_infer), methods=["POST"]),
-        Route("/invocations", requires_token(invocations), methods=["POST"]),
         Route("/metrics", requires_token(metrics)),
         Route("/openapi.json", requires_token(openapi)),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(MetricsMiddleware)],
+    app = Starlette(routes=routes, middleware=[Middleware(AdmissionMiddleware, settings=settings),
+                                               Middleware(MetricsMiddleware)],
                     lifespan=lifespan)
     app.state.serving = state
     return app
@@ -138,13 +147,16 @@ async def kserve_infer(request: Request) -> Response:
     runtime = state.runtime()
     header_length = request.headers.get(kserve.HEADER_LENGTH)
 
-    async def run(body: bytes, timeout_s: float | None) -> Response:
+    async def run(body: bytes, timeout_s: float | None, priority: Priority) -> Response:
         decoded = kserve.decode_request(body, header_length, runtime.inputs)
         timeout_s = decoded.timeout_s if decoded.timeout_s is not None else timeout_s
-        outputs = await state.batcher.submit(decoded.columns, decoded.rows, timeout_s)
+        priority = _parameter_priority(decoded.priority) or priority
+        outputs = await state.batcher.submit(runtime, decoded.columns, decoded.rows, timeout_s,
+                                             priority)
         content, headers = kserve.encode_response(decoded, outputs, state.name, runtime.version)
         media = "application/octet-stream" if headers else "application/json"
-        return Response(content, headers=headers, media_type=media)
+        return Response(content, headers={**headers, VERSION_HEADER: runtime.version},
+                        media_type=media)
 
     return await _serve(request, state, run, _kserve_error)
 
@@ -156,23 +168,29 @@ async def invocations(request: Request) -> Response:
         return _mlflow_error(503, LOADING, headers=_retry_after(state))
     runtime = state.runtime()
 
-    async def run(body: bytes, timeout_s: float | None) -> Response:
+    async def run(body: bytes, timeout_s: float | None, priority: Priority) -> Response:
         columns, rows = scoring.decode_request(body, runtime.inputs)
-        outputs = await state.batcher.submit(columns, rows, timeout_s)
-        return Response(scoring.encode_response(outputs), media_type="application/json")
+        outputs = await state.batcher.submit(runtime, columns, rows, timeout_s, priority)
+        return Response(scoring.encode_response(outputs), media_type="application/json",
+                        headers={VERSION_HEADER: runtime.version})
 
     return await _serve(request, state, run, _mlflow_error)
 
 
 async def _serve(request: Request, state: ServingState,
-                 run: Callable[[bytes, float | None], Awaitable[Response]],
+                 run: Callable[[bytes, float | None, Priority], Awaitable[Response]],
                  error: Callable[..., Response]) -> Response:
-    """The shared part of both protocols: limits, deadline, and errors mapped to codes."""
+    """The shared part of both protocols: limits, deadline, priority, errors mapped to codes.
+
+    `run` decodes against the runtime the route read when the request arrived and
+    submits it with that runtime, so the version it reports is the one that ran.
+    """
     settings = state.settings
     try:
         timeout_s = _timeout(request)
+        priority = _header_priority(request)
         body = await _read_body(request, settings.max_request_bytes)
-        return await run(body, timeout_s)
+        return await run(body, timeout_s, priority)
     except InvalidInput as problem:
         return error(400, str(problem))
     except PayloadTooLarge:
@@ -201,6 +219,28 @@ def _timeout(request: Request) -> float | None:
     if not np.isfinite(timeout_ms) or timeout_ms <= 0:
         raise InvalidInput(f"{TIMEOUT_HEADER}: expected a positive number of milliseconds")
     return timeout_ms / 1000
+
+
+def _header_priority(request: Request) -> Priority:
+    """`x-request-priority: high|low`; a request that says nothing is high (interactive)."""
+    value = request.headers.get(PRIORITY_HEADER, Priority.HIGH.value)
+    try:
+        return Priority(value.strip().lower())
+    except ValueError:
+        raise InvalidInput(f"{PRIORITY_HEADER}: expected 'high' or 'low', got {value!r}") from None
+
+
+def _parameter_priority(value: object) -> Priority | None:
+    """KServe `parameters.priority`: 'high', 'low' or Triton's 0/1/2; None leaves the header's."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return Priority(value)
+    elif isinstance(value, int) and not isinstance(value, bool) and value in TRITON_PRIORITIES:
+        return TRITON_PRIORITIES[value]
+    raise InvalidInput("parameters.priority: expected 'high', 'low' or Triton's 0 (default), "
+                       f"1 (high), 2 (low); got {value!r}")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -1,15 +1,31 @@
 """Dynamic batching: coalesce requests from many connections into one model call.
 
 One asyncio loop owns the queue (ARCHITECTURE.md convention 5). A batch's wait timer
-starts at its first request's arrival, so requests that queued while the previous batch
-was computing go out at once; a batch closes at `max_batch_size` rows or when that
-timer runs out. One batch computes at a time, in a worker thread, while the event loop
-keeps accepting and queueing the next one.
+starts at the arrival of the oldest request waiting, so requests that queued while the
+previous batch was computing go out at once; a batch closes at the size limit, when
+that timer runs out, or at a runtime boundary. One batch computes at a time, in a
+worker thread, while the event loop keeps accepting and queueing the next one.
+
+Each request carries the runtime (model version) it was decoded for, and a batch never
+mixes runtimes: across a `--watch` swap, requests decoded for the old version run on
+it and report it. A batch whose next request belongs to an older runtime than the
+newest one queued closes at once, as no later request can join it.
+
+Two priority levels: a batch is filled from the high level first, each level oldest
+first. A low request that has waited `low_priority_max_wait_ms` is taken as if it
+were high, in arrival order among the high ones: under a saturating high load it waits
+at most that bound plus the time to serve the requests that arrived before it (of
+either level, at most `max_queue`) and the batch in flight.
+
+The size limit and the delay come from a policy (serving/batch_policy.py): fixed
+`max_batch_size` / `max_delay_ms`, or adapted to `latency_target_ms` from each batch's
+model time and its requests' latency (queue wait + model time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.metrics import BATCH_ROWS, QUEUE_DEPTH, REJECTED
+from serving.batch_policy import FixedPolicy, LatencyTargetPolicy
+from serving.metrics import BATCH_DELAY, BATCH_LIMIT, BATCH_ROWS, QUEUE_DEPTH, REJECTED
 from serving.runtime import Columns, ModelRuntime, check_rows
 
 log = logging.getLogger(__name__)
@@ -31,10 +48,18 @@ class DeadlineExceeded(Exception):
     """The request's deadline passed before its result was ready."""
 
 
+class Priority(enum.Enum):
+    """Interactive traffic is high, bulk scoring low; a request that says nothing is high."""
+
+    HIGH = "high"
+    LOW = "low"
+
+
 @dataclass(slots=True, eq=False)
 class PendingRequest:
-    """One caller's rows waiting for the model."""
+    """One caller's rows waiting for the model they were decoded for."""
 
+    runtime: ModelRuntime
     columns: Columns
     rows: int
     future: asyncio.Future[dict[str, np.ndarray]]
@@ -43,37 +68,41 @@ class PendingRequest:
 
 
 class Batcher:
-    """The bounded queue and the loop that turns it into padded model calls."""
+    """The bounded two-level queue and the loop that turns it into padded model calls."""
 
-    def __init__(self, runtime: ModelRuntime, max_batch_size: int, max_delay_ms: float,
-                 max_queue: int) -> None:
-        self.runtime = runtime  # replaced by the watcher; read once per batch
-        self.max_batch_size = max_batch_size
-        self.max_delay_s = max_delay_ms / 1000
+    def __init__(self, policy: FixedPolicy | LatencyTargetPolicy, max_queue: int,
+                 low_priority_max_wait_ms: float) -> None:
+        self.policy = policy
         self.max_queue = max_queue
-        self._queue: deque[PendingRequest] = deque()
+        self.low_max_wait_s = low_priority_max_wait_ms / 1000
+        self._queues = {Priority.HIGH: deque[PendingRequest](),
+                        Priority.LOW: deque[PendingRequest]()}
         self._queued_rows = 0
         self._admitted = 0
+        self._newest_runtime: ModelRuntime | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._task: asyncio.Task[None] | None = None
-        QUEUE_DEPTH.set_function(lambda: len(self._queue))
+        QUEUE_DEPTH.set_function(self._queued_requests)
+        BATCH_LIMIT.set_function(lambda: self.policy.size)
+        BATCH_DELAY.set_function(lambda: self.policy.delay_s)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
 
     async def stop(self) -> None:
         """Stop after the queue has drained (the server has stopped accepting by now)."""
-        while self._queue:
+        while self._queued_requests():
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
-    async def submit(self, columns: Columns, rows: int,
-                     timeout_s: float | None = None) -> dict[str, np.ndarray]:
-        """Queue `rows` rows and wait for their outputs.
+    async def submit(self, runtime: ModelRuntime, columns: Columns, rows: int,
+                     timeout_s: float | None = None,
+                     priority: Priority = Priority.HIGH) -> dict[str, np.ndarray]:
+        """Queue `rows` rows for `runtime` and wait for their outputs.
 
         Raises QueueFull at once when `max_queue` requests are already admitted, and
         DeadlineExceeded when `timeout_s` passes first; a request that expires while
@@ -84,16 +113,18 @@ class Batcher:
             raise QueueFull
         loop = asyncio.get_running_loop()
         now = loop.time()
-        request = PendingRequest(columns, rows, loop.create_future(), now)
+        request = PendingRequest(runtime, columns, rows, loop.create_future(), now)
         expiry = None
         if timeout_s is not None:
             request.deadline = now + timeout_s
             expiry = loop.call_at(request.deadline, _expire, request.future)
+        boundary = runtime is not self._newest_runtime
+        self._newest_runtime = runtime
         self._admitted += 1
-        self._queue.append(request)
+        self._queues[priority].append(request)
         self._queued_rows += rows
         if self._wakeup is not None and not self._wakeup.done() and (
-            len(self._queue) == 1 or self._queued_rows >= self.max_batch_size
+            self._queued_requests() == 1 or self._queued_rows >= self.policy.size or boundary
         ):
             self._wakeup.set_result(None)
         try:
@@ -105,30 +136,39 @@ class Batcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        idle_since = loop.time()
         while True:
             await self._wait_for_batch(loop)
             batch = self._take_batch(loop.time())
             if not batch:
                 continue
-            runtime = self.runtime
+            full = self._queued_requests() > 0
+            started = loop.time()
             try:
-                outputs = await loop.run_in_executor(self._executor, _predict, runtime, batch)
+                outputs = await loop.run_in_executor(self._executor, _predict, batch)
             except Exception as error:  # every caller of this batch, and no other, sees it
                 log.exception("model call failed for a batch of %d requests", len(batch))
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(error)
+                idle_since = loop.time()
                 continue
+            finished = loop.time()
+            self.policy.observe(full, started - idle_since, finished - started,
+                                finished - min(request.arrival for request in batch))
+            idle_since = finished
             for request, output in zip(batch, outputs, strict=True):
                 if not request.future.done():
                     request.future.set_result(output)
 
     async def _wait_for_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait until the queue holds a full batch or its first request has waited enough."""
-        while not self._queue:
+        """Wait until a full batch is queued, its oldest request has waited the delay,
+        or the next batch can grow no more (a newer runtime is queued behind it)."""
+        while not self._queued_requests():
             await self._sleep_until(loop, None)
-        close_at = self._queue[0].arrival + self.max_delay_s
-        while self._queued_rows < self.max_batch_size and loop.time() < close_at:
+        close_at = self._oldest_arrival() + self.policy.delay_s
+        while (self._queued_rows < self.policy.size and loop.time() < close_at
+               and self._next_queue(loop.time())[0].runtime is self._newest_runtime):
             await self._sleep_until(loop, close_at)
 
     async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float | None) -> None:
@@ -144,14 +184,17 @@ class Batcher:
             self._wakeup = None
 
     def _take_batch(self, now: float) -> list[PendingRequest]:
-        """Pop up to `max_batch_size` rows, dropping requests that are already answered."""
+        """Pop up to the size limit of one runtime's rows, high level first, dropping
+        requests that are already answered."""
+        limit = self.policy.size
         batch: list[PendingRequest] = []
         rows = 0
-        while self._queue:
-            request = self._queue[0]
-            if batch and rows + request.rows > self.max_batch_size:
+        while self._queued_requests():
+            queue = self._next_queue(now)
+            request = queue[0]
+            if batch and (rows + request.rows > limit or request.runtime is not batch[0].runtime):
                 break
-            self._queue.popleft()
+            queue.popleft()
             self._queued_rows -= request.rows
             if request.future.done():  # expired (504 already sent) or cancelled
                 continue
@@ -164,9 +207,25 @@ class Batcher:
             BATCH_ROWS.observe(rows)
         return batch
 
+    def _next_queue(self, now: float) -> deque[PendingRequest]:
+        """The non-empty level whose oldest request goes next: high, unless the oldest
+        low request has waited its bound and arrived before the oldest high one."""
+        high, low = self._queues[Priority.HIGH], self._queues[Priority.LOW]
+        if low and (not high or (low[0].arrival + self.low_max_wait_s <= now
+                                 and low[0].arrival < high[0].arrival)):
+            return low
+        return high
 
-def _predict(runtime: ModelRuntime, batch: list[PendingRequest]) -> list[dict[str, np.ndarray]]:
+    def _oldest_arrival(self) -> float:
+        return min(queue[0].arrival for queue in self._queues.values() if queue)
+
+    def _queued_requests(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+
+def _predict(batch: list[PendingRequest]) -> list[dict[str, np.ndarray]]:
     """Runs in the model thread: join the callers' rows, predict, split them back."""
+    runtime = batch[0].runtime
     if len(batch) == 1:
         columns = batch[0].columns
     else:

@@ -26,6 +26,7 @@ from serving.tensors import (
     complete_columns,
     datetimes_as_text,
     kserve_datatype,
+    parse_json,
     to_array,
     travels_as_bytes,
 )
@@ -43,6 +44,9 @@ class InferRequest:
     binary_outputs: dict[str, bool] | None  # requested outputs -> binary?, None = all
     binary_default: bool
     timeout_s: float | None
+    # `parameters.priority` as sent (Triton spells it so); the app checks its value,
+    # the same way for the x-request-priority header of both protocols.
+    priority: object = None
 
 
 def decode_request(body: bytes, header_length: str | None,
@@ -84,6 +88,7 @@ def decode_request(body: bytes, header_length: str | None,
         binary_outputs=_requested_outputs(document.get("outputs")),
         binary_default=bool(parameters.get("binary_data_output", False)),
         timeout_s=_timeout(parameters.get("timeout")),
+        priority=parameters.get("priority"),
     )
 
 
@@ -249,11 +254,7 @@ def _timeout(value: object) -> float | None:
 
 
 def _load_json(header: bytes) -> dict:
-    try:
-        document = json.loads(header)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"body: invalid JSON ({error})") from None
-    return _object(document, "body")
+    return _object(parse_json(header), "body")
 
 
 def _object(value: object, field: str) -> dict:

@@ -27,6 +27,10 @@ BATCH_ROWS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
 QUEUE_DEPTH = Gauge("mlpipe_serving_queue_depth", "Requests admitted and waiting for the model")
+BATCH_LIMIT = Gauge("mlpipe_serving_batch_limit_rows",
+                    "Rows a batch may hold now (fixed, or chosen for latency_target_ms)")
+BATCH_DELAY = Gauge("mlpipe_serving_batch_delay_seconds",
+                    "How long a batch may wait for company now (fixed, or chosen)")
 REJECTED = Counter(
     "mlpipe_serving_rejected", "Requests refused without running the model, by reason",
     ["reason"],

@@ -41,7 +41,11 @@ def _infer_request(inputs: tuple[TensorSpec, ...]) -> dict[str, Any]:
     parameters = {"type": "object", "properties": {
         "binary_data_output": {"type": "boolean"},
         "timeout": {"type": "integer", "minimum": 1,
-                    "description": "Queue deadline in microseconds (as Triton)."}}}
+                    "description": "Queue deadline in microseconds (as Triton)."},
+        "priority": {"oneOf": [{"type": "string", "enum": ["high", "low"]},
+                               {"type": "integer", "enum": [0, 1, 2]}],
+                     "description": "high or low; Triton's 0 (default: high), 1 (high), "
+                                    "2 (low). Wins over the X-Request-Priority header."}}}
     outputs = {"type": "array", "items": {
         "type": "object", "required": ["name"],
         "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}}}}
@@ -101,6 +105,19 @@ _TIMEOUT_HEADER = {
 }
 
 
+_PRIORITY_HEADER = {
+    "name": "X-Request-Priority", "in": "header", "required": False,
+    "description": "high (the default: interactive) or low (bulk). Batches fill from high "
+                   "first; a low request waits at most serving.low_priority_max_wait_ms "
+                   "before it is served as high.",
+    "schema": {"type": "string", "enum": ["high", "low"]},
+}
+
+_VERSION_HEADER = {"X-Model-Version": {
+    "description": "The model version that computed this answer",
+    "schema": {"type": "string"}}}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
@@ -129,6 +146,7 @@ def openapi_document(model_name: str, inputs: tuple[TensorSpec, ...]) -> dict[st
                             "schema": {"type": "string", "enum": [model_name]}}
     infer_responses = {
         "200": {"description": "Outputs; binary ones follow the JSON header",
+                "headers": _VERSION_HEADER,
                 "content": {"application/json": {"schema": _INFER_RESPONSE},
                             "application/octet-stream": {"schema": {"type": "string",
                                                                     "format": "binary"}}}},
@@ -160,7 +178,7 @@ def openapi_document(model_name: str, inputs: tuple[TensorSpec, ...]) -> dict[st
                               **_errors(_ERROR, 401, 404, 503)}}},
             "/v2/models/{model_name}/infer": {"post": {
                 "summary": "Inference (KServe v2)",
-                "parameters": [model_name_parameter, _TIMEOUT_HEADER, {
+                "parameters": [model_name_parameter, _TIMEOUT_HEADER, _PRIORITY_HEADER, {
                     "name": "Inference-Header-Content-Length", "in": "header",
                     "required": False, "schema": {"type": "integer", "minimum": 1},
                     "description": "Length of the JSON header when binary data follows"}],
@@ -168,11 +186,11 @@ def openapi_document(model_name: str, inputs: tuple[TensorSpec, ...]) -> dict[st
                 "responses": infer_responses}},
             "/invocations": {"post": {
                 "summary": "Inference (MLflow scoring protocol)",
-                "parameters": [_TIMEOUT_HEADER],
+                "parameters": [_TIMEOUT_HEADER, _PRIORITY_HEADER],
                 "requestBody": {"required": True, **_json(_scoring_request(inputs))},
                 "responses": {
-                    "200": {"description": "Predictions", **_json({
-                        "type": "object", "properties": {"predictions": {}}})},
+                    "200": {"description": "Predictions", "headers": _VERSION_HEADER,
+                            **_json({"type": "object", "properties": {"predictions": {}}})},
                     **_errors(_MLFLOW_ERROR, 400, 401, 413, 503, 504)}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Text exposition format",

@@ -9,28 +9,34 @@ pandas DataFrame per request: the batch builds one for the whole batch.
 from __future__ import annotations
 
 import json
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from serving.runtime import TensorSpec
 from serving.tensors import (
+    NUMBER_TYPES,
+    TEXT_TYPES,
     InvalidInput,
     check_shape,
     complete_columns,
     datetimes_as_text,
+    parse_json,
     to_array,
 )
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_FLOAT64 = np.dtype(np.float64)
+_OBJECT = np.dtype(object)
+# _plain_groups' results by the identity of a model's inputs tuple (kept alive here).
+_GROUPS: dict[int, tuple[tuple[TensorSpec, ...], list]] = {}
 
 
 def decode_request(body: bytes, inputs: tuple[TensorSpec, ...]) -> tuple[dict, int]:
     """The model's columns and the row count, or InvalidInput naming the field."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"body: invalid JSON ({error})") from None
+    document = parse_json(body)
     if not isinstance(document, dict):
         raise InvalidInput(f"body: expected a JSON object with one of {list(FORMATS)}")
     present = [key for key in FORMATS if key in document]
@@ -40,9 +46,9 @@ def decode_request(body: bytes, inputs: tuple[TensorSpec, ...]) -> tuple[dict, i
         raise InvalidInput("params: inference parameters are not supported by this model")
     layout = present[0]
     raw = _raw_columns(layout, document[layout], inputs)
-    columns = {}
+    columns = _plain_columns(raw, inputs)
     for spec in inputs:
-        if spec.name in raw:
+        if spec.name in raw and spec.name not in columns:
             field = f"field {spec.name!r}"
             columns[spec.name] = check_shape(to_array(raw[spec.name], spec, field), spec, field)
     return complete_columns(columns, inputs, layout)
@@ -56,6 +62,46 @@ def encode_response(outputs: dict[str, np.ndarray]) -> bytes:
     else:
         predictions = [dict(zip(lists, row, strict=True)) for row in zip(*lists.values())]
     return json.dumps({"predictions": predictions}).encode()
+
+
+def _plain_columns(raw: dict, inputs: tuple[TensorSpec, ...]) -> dict[str, np.ndarray]:
+    """The scalar float64 and string inputs whose values are all plain, converted with
+    one numpy call per kind instead of one per input.
+
+    Per input, the conversion and its checks cost more than parsing a one-row body
+    (a record has a dozen fields). Only values that `to_array` would accept unchanged
+    take this path: numbers or null for float64, text or null for strings, equally
+    long lists; anything else is left to `to_array`, which also words the errors.
+    """
+    columns: dict[str, np.ndarray] = {}
+    for dtype, allowed, candidates in _plain_groups(inputs):
+        names = [name for name in candidates if isinstance(raw.get(name), list | tuple)]
+        if not names:
+            continue
+        values = [raw[name] for name in names]
+        if len(set(map(len, values))) != 1 or not set(
+                map(type, chain.from_iterable(values))) <= allowed:
+            continue
+        try:
+            block = np.array(values, dtype=dtype)
+        except (OverflowError, ValueError):  # an integer beyond any float: to_array says so
+            continue
+        columns.update(zip(names, block, strict=True))
+    return columns
+
+
+def _plain_groups(inputs: tuple[TensorSpec, ...]) -> list[tuple[np.dtype, frozenset, list[str]]]:
+    """The scalar float64 and the scalar string inputs' names, worked out once per model."""
+    cached = _GROUPS.get(id(inputs))
+    if cached is not None and cached[0] is inputs:
+        return cached[1]
+    groups = [(dtype, allowed, [spec.name for spec in inputs
+                                if spec.dtype == dtype and spec.shape == ()])
+              for dtype, allowed in ((_FLOAT64, NUMBER_TYPES), (_OBJECT, TEXT_TYPES))]
+    if len(_GROUPS) > 8:  # old versions after many swaps
+        _GROUPS.clear()
+    _GROUPS[id(inputs)] = (inputs, groups)
+    return groups
 
 
 def _raw_columns(layout: str, payload: object, inputs: tuple[TensorSpec, ...]) -> dict:
@@ -94,11 +140,16 @@ def _records(payload: object, layout: str) -> dict:
         raise InvalidInput(f"{layout}: expected a list of row objects")
     if not payload:
         raise InvalidInput(f"{layout}: the request has no rows")
-    columns: dict[str, list] = {}
-    for name in payload[0]:
-        try:
-            columns[name] = [row[name] for row in payload]
-        except KeyError:
-            missing = next(i for i, row in enumerate(payload) if name not in row)
-            raise InvalidInput(f"{layout}[{missing}]: missing field {name!r}") from None
-    return columns
+    names = list(payload[0])
+    if not names:
+        return {}
+    get = itemgetter(*names)
+    try:  # one C-level pass over the rows and a transpose, not a Python loop per column
+        values = [list(map(get, payload))] if len(names) == 1 else list(zip(*map(get, payload)))
+    except KeyError:
+        for name in names:
+            missing = next((i for i, row in enumerate(payload) if name not in row), None)
+            if missing is not None:
+                raise InvalidInput(f"{layout}[{missing}]: missing field {name!r}") from None
+        raise
+    return dict(zip(names, values, strict=True))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 
 import uvicorn
 from starlette.applications import Starlette
 
 from serving.app import create_app
+from serving.fleet import run_fleet
+from serving.fleet.replicas import REUSEPORT_ENV, mlflow_environment
 from serving.settings import ServingSettings
 from serving.watcher import check_watchable
 
@@ -28,7 +31,16 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
     On SIGTERM uvicorn stops accepting, lets in-flight requests finish (up to
     `graceful_shutdown_s`), then the batcher drains and the process exits. Each worker
     process loads its own copy of the model; `workers: 1` keeps one process.
+
+    `replicas: N` (N > 1) runs a fleet instead: this process becomes the supervisor of N
+    replica servers (serving/fleet), behind HAProxy, or with `balance: reuseport` each
+    binding this port itself with SO_REUSEPORT, the kernel spreading the connections.
     """
+    if settings.replicas > 1:
+        code = run_fleet(model_uri, settings, watch=watch)
+        if code:
+            raise SystemExit(code)
+        return
     if watch:
         check_watchable(model_uri)
     options = dict(
@@ -40,13 +52,36 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
     )
     if settings.workers == 1:
         app = create_app(model_uri, settings, watch=watch)
-        uvicorn.Server(uvicorn.Config(app, **options)).run()
+        shared = os.environ.get(REUSEPORT_ENV)
+        sockets = None if shared is None else [  # a replica of a `balance: reuseport` fleet
+            _listening_socket(settings.host, settings.port, options["backlog"]),
+            _listening_socket(*_address(shared), options["backlog"], reuseport=True)]
+        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=sockets)
         return
     # Workers re-create the app from the environment: uvicorn imports it in each process.
     os.environ[_SPEC_ENV] = json.dumps(
         {"model_uri": model_uri, "settings": settings.model_dump(mode="json"), "watch": watch})
+    os.environ.update(mlflow_environment())
     uvicorn.run("serving.server:app_from_environment", factory=True,
                 workers=settings.workers, **options)
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, port = text.rsplit(":", 1)
+    return host, int(port)
+
+
+def _listening_socket(host: str, port: int, backlog: int, *,
+                      reuseport: bool = False) -> socket.socket:
+    """A TCP socket listening on host:port; with `reuseport`, one of a SO_REUSEPORT group,
+    among which the kernel spreads new connections by a hash of their addresses."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    return sock
 
 
 def app_from_environment() -> Starlette:

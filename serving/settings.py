@@ -36,7 +36,26 @@ class ServingSettings(BaseModel):
     watch_interval_s: PositiveFloat
     keep_alive_s: PositiveFloat
     graceful_shutdown_s: PositiveFloat
+    replicas: PositiveInt
+    balance: Literal["roundrobin", "leastconn", "random2", "reuseport"]
+    health_check_interval_ms: PositiveInt
+    health_check_fall: PositiveInt
+    health_check_rise: PositiveInt
+    replica_max_connections: int = Field(ge=0)
+    queue_timeout_ms: PositiveInt
+    latency_target_ms: float = Field(ge=0)
+    low_priority_max_wait_ms: float = Field(ge=0)
+    shed_hold_ms: float = Field(ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"]
+
+    @model_validator(mode="after")
+    def _check_replicas(self) -> ServingSettings:
+        # Two ways to ask for processes (a fleet of replicas, uvicorn's own workers)
+        # would leave it unclear which one N means.
+        if self.replicas > 1 and self.workers > 1:
+            raise ValueError("set replicas (a supervised fleet, with or without HAProxy) or "
+                             "workers (uvicorn's processes sharing one socket), not both")
+        return self
 
     @model_validator(mode="after")
     def _check_batch_sizes(self) -> ServingSettings:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 
+from serving.batch_policy import policy_for
 from serving.batching import Batcher
 from serving.metrics import MODEL_VERSION
 from serving.registry import model_name_from_uri
@@ -19,7 +21,11 @@ EXIT_LOAD_FAILED = 3
 
 
 class ServingState:
-    """What the routes share: settings, the model's name, and the batcher once loaded."""
+    """What the routes share: settings, the model's name, the runtime and batcher once loaded.
+
+    `runtime()` is the version a new request is decoded for; the request then carries
+    it through the batcher, so a swap never changes the model a request runs on.
+    """
 
     def __init__(self, model_uri: str, settings: ServingSettings, watch: bool) -> None:
         self.model_uri = model_uri
@@ -27,6 +33,7 @@ class ServingState:
         self.watch = watch
         self.name = settings.model_name or model_name_from_uri(model_uri)
         self.batcher: Batcher | None = None
+        self._runtime: ModelRuntime | None = None
 
     async def load(self) -> None:
         """Load and warm up off the event loop, so /v2/health/live answers meanwhile."""
@@ -41,23 +48,34 @@ class ServingState:
             logging.shutdown()
             os._exit(EXIT_LOAD_FAILED)
         settings = self.settings
-        self.batcher = Batcher(runtime, settings.max_batch_size, settings.max_delay_ms,
-                               settings.max_queue)
+        self.swap(runtime)
+        self.batcher = Batcher(policy_for(settings), settings.max_queue,
+                               settings.low_priority_max_wait_ms)
         self.batcher.start()
-        self._record_version(runtime)
         if self.watch:
             await watch_alias(self.model_uri, settings.watch_interval_s,
                               settings.allowed_batch_sizes, self.runtime, self.swap)
 
     def runtime(self) -> ModelRuntime:
-        assert self.batcher is not None
-        return self.batcher.runtime
+        assert self._runtime is not None
+        return self._runtime
 
     def swap(self, runtime: ModelRuntime) -> None:
-        assert self.batcher is not None
-        self.batcher.runtime = runtime
-        self._record_version(runtime)
-
-    def _record_version(self, runtime: ModelRuntime) -> None:
+        """Serve `runtime` to requests that arrive from now on; queued ones keep theirs."""
+        self._runtime = runtime
         MODEL_VERSION.clear()
         MODEL_VERSION.labels(self.name, runtime.version).set(1)
+        _freeze_loaded_objects()
+
+
+def _freeze_loaded_objects() -> None:
+    """Move what loading left (TensorFlow, MLflow, the model: ~600,000 objects) out of the
+    collector's reach.
+
+    Otherwise every full collection walks them all, a 0.1-1.7 s pause of the event loop
+    under load, which set the p99 of single-row requests (bench/RESULTS.md). Unfreezing
+    first lets a swapped-out version's objects be freed once its last request is done.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -6,9 +6,12 @@ routes answer with 400: bad input must never reach the model or surface as a 5xx
 
 from __future__ import annotations
 
+import json
+import re
 import warnings
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from serving.runtime import TensorSpec
@@ -28,10 +31,35 @@ NUMPY_TO_KSERVE = {dtype: name for name, dtype in KSERVE_TO_NUMPY.items()}
 # pandas' `to_json(date_format="iso")` and MLflow's clients write.
 DATETIME_NOTE = ("ISO-8601 local date-time without a time zone, e.g. 2013-01-05T05:15:00; "
                  "sent as strings (KServe datatype BYTES)")
+# What numpy's ISO-8601 parser reads as the same instant as pandas' ISO8601 format: local
+# date-times, to the nanosecond, with no zone, in years 1678-2261 (numpy wraps around
+# silently outside datetime64[ns]'s range). Anything else takes pandas' path.
+PLAIN_DATETIME = re.compile(r"(?:167[89]|16[89]\d|1[7-9]\d\d|2[01]\d\d|22[0-5]\d|226[01])"
+                            r"-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?)?")
+TEXT_TYPES = frozenset({str, type(None)})
+NUMBER_TYPES = frozenset({int, float, type(None)})
 
 
 class InvalidInput(ValueError):
     """A client error in the request; the message names the field."""
+
+
+def parse_json(body: bytes) -> object:
+    """The JSON document of a request body, or InvalidInput.
+
+    orjson parses numbers an order of magnitude faster than the standard library,
+    which is what a many-row JSON request costs. What it refuses but the standard
+    library reads (NaN and Infinity literals, numbers beyond a double's range, UTF-16
+    bodies) is read by the standard library, so every body accepted before still is.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"body: invalid JSON ({error})") from None
 
 
 def travels_as_bytes(dtype: np.dtype) -> bool:
@@ -72,6 +100,13 @@ def parse_datetimes(strings: np.ndarray, field: str) -> np.ndarray:
     A time zone is refused rather than converted or dropped: the models take local
     times, and either choice would silently move the hour a prediction depends on.
     """
+    flat = strings.reshape(-1)
+    present = flat[np.not_equal(flat, None)]
+    if set(map(type, present)) <= TEXT_TYPES and all(map(PLAIN_DATETIME.fullmatch, present)):
+        try:
+            return flat.astype("datetime64[ns]").reshape(strings.shape)
+        except ValueError:  # out-of-range fields: pandas' message names the problem
+            pass
     try:
         # Mixed offsets give object dtype now (refused below) and an error in later pandas.
         with warnings.catch_warnings(action="ignore", category=FutureWarning):
@@ -94,6 +129,8 @@ def _strings(values: object, field: str) -> np.ndarray:
         array = np.asarray(values, dtype=object)
     except ValueError as error:
         raise InvalidInput(f"{field}: not a rectangular array ({error})") from None
+    if set(map(type, array.reshape(-1))) <= TEXT_TYPES:
+        return array
     for item in array.reshape(-1):
         if item is not None and not isinstance(item, str | bytes):
             raise InvalidInput(f"{field}: expected strings, got {type(item).__name__}")
@@ -103,12 +140,13 @@ def _strings(values: object, field: str) -> np.ndarray:
 def _nulls_as_nan(array: np.ndarray, spec: TensorSpec, field: str) -> np.ndarray:
     """Numbers mixed with nulls (numpy gives object) as floats with NaN for null."""
     flat = array.reshape(-1)
-    for item in flat:
-        if item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
-            raise InvalidInput(f"{field}: expected {spec.dtype.name} values, "
-                               f"got {type(item).__name__}")
+    if not set(map(type, flat)) <= NUMBER_TYPES:
+        for item in flat:
+            if item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
+                raise InvalidInput(f"{field}: expected {spec.dtype.name} values, "
+                                   f"got {type(item).__name__}")
     try:
-        values = np.array([np.nan if item is None else item for item in flat], dtype=spec.dtype)
+        values = flat.astype(spec.dtype)  # None is NaN in a float array
     except OverflowError as error:  # an integer beyond any float
         raise InvalidInput(f"{field}: {error}") from None
     return values.reshape(array.shape)

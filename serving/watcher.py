@@ -23,9 +23,12 @@ async def watch_alias(model_uri: str, interval_s: float, allowed_batch_sizes: tu
                       swap: Callable[[ModelRuntime], None]) -> None:
     """Poll the alias; load and warm a new version off the event loop, then swap.
 
-    The swap is one attribute assignment on the event loop, between batches: requests
-    already in a batch finish on the old model, later batches use the new one, and none
-    fails. A version that fails to load is logged and the old one keeps serving.
+    The swap is one attribute assignment on the event loop: a request is decoded for
+    the version served when it arrives and carries that runtime through the batcher,
+    so requests queued before the swap still run on the old model and report it, and
+    later ones use the new one; no batch mixes them and none fails. The old runtime is
+    freed with its last request. A version that fails to load is logged and the old
+    one keeps serving.
     """
     while True:
         await asyncio.sleep(interval_s)

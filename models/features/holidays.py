@@ -8,6 +8,7 @@ themselves, not the observed weekdays: travel peaks around the day itself.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 
 import numpy as np
 
@@ -46,9 +47,21 @@ def days_to_nearest_holiday(days: np.ndarray) -> np.ndarray:
     if not valid.any():
         return result
     years = days[valid].astype("datetime64[Y]").astype(int) + 1970
-    table = np.array([h for y in range(years.min() - 1, years.max() + 2) for h in us_holidays(y)],
-                     dtype="datetime64[D]").astype(np.int64)
+    table = _holiday_ordinals(int(years.min()) - 1, int(years.max()) + 1)
     ordinal = days[valid].astype(np.int64)
     right = np.clip(np.searchsorted(table, ordinal), 1, len(table) - 1)
     result[valid] = np.minimum(np.abs(ordinal - table[right - 1]), np.abs(table[right] - ordinal))
     return result
+
+
+@lru_cache(maxsize=64)
+def _holiday_ordinals(first_year: int, last_year: int) -> np.ndarray:
+    """The holidays of ``first_year..last_year`` as sorted day numbers, read-only.
+
+    Cached because serving encodes a few rows per call, all in the same years, and
+    building the table from the rules costs more than the rest of the encoding.
+    """
+    table = np.array([h for y in range(first_year, last_year + 1) for h in us_holidays(y)],
+                     dtype="datetime64[D]").astype(np.int64)
+    table.flags.writeable = False
+    return table

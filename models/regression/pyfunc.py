@@ -1,8 +1,9 @@
 """The logged regression model: raw flight records in, predictions out, with numpy only.
 
 Serving must not need a JVM, so the MLflow model carries the feature spec and the
-fitted coefficients and scores with :func:`models.features.encode_pandas.encode_pandas`,
-which gives exactly the design the Spark estimator was trained on.
+fitted coefficients and scores with the spec's numpy encoder
+(:mod:`models.features.encode_pandas`), which gives exactly the design the Spark
+estimator was trained on.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
-from models.features.encode_pandas import encode_pandas
+from models.features.encode_pandas import RawColumns, encode_pandas
 from models.features.spec import FeatureSpec, load_spec
 
 SPEC_ARTIFACT = "feature_spec"
@@ -36,7 +37,14 @@ class RawFlightRegression(mlflow.pyfunc.PythonModel):
         self.link = fitted["link"]
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        design = encode_pandas(self.spec, model_input)["features"]
+        return self.predict_columns(model_input)
+
+    def predict_columns(self, columns: RawColumns) -> np.ndarray:
+        """Raw columns in the signature's types -> predictions, without MLflow's checks.
+
+        What the server calls (see ``EncodedKerasModel.predict_columns`` for why).
+        """
+        design = self.spec.encoder.encode(columns).design()
         return linear_predictor(design, self.coefficients, self.intercept, self.link)
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import pandas as pd
 
-from models.features.encode_pandas import encode_pandas
+from models.features.encode_pandas import RawColumns
 from models.features.fields import RAW_FIELDS
 from models.features.spec import FeatureSpec, load_spec
 from models.keras.sequence import WINDOW_INPUT
@@ -23,13 +22,17 @@ from models.keras.tabular import NUMERIC_INPUT
 
 
 class Encoder(Protocol):
-    """Turns a DataFrame of raw records into named numpy arrays, one row per record."""
+    """Turns raw records into named numpy arrays, one row per record.
+
+    Records come as a DataFrame (training, MLflow's predict) or as named columns
+    (the server's decoded request), so an encoder reads them only by column name.
+    """
 
     @property
     def columns(self) -> list[str]:
         """The raw columns :meth:`encode` reads (what the worker selects from Parquet)."""
 
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def encode(self, frame: RawColumns) -> dict[str, np.ndarray]:
         """Model inputs keyed by input name; float32 or int32."""
 
 
@@ -73,11 +76,12 @@ class FlightEncoder:
     def numeric_width(self) -> int:
         return len(self.spec.numeric_feature_names)
 
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        encoded = encode_pandas(self.spec, frame)
-        inputs = {name: np.ascontiguousarray(encoded["cat_indices"][:, i])
+    def encode(self, frame: RawColumns) -> dict[str, np.ndarray]:
+        encoded = self.spec.encoder.encode(frame)
+        codes = encoded.cat_indices.T  # one contiguous row of codes per input
+        inputs = {name: np.ascontiguousarray(codes[i])
                   for i, name in enumerate(self.spec.categorical_feature_names)}
-        inputs[NUMERIC_INPUT] = encoded["numeric"].astype("float32")
+        inputs[NUMERIC_INPUT] = encoded.numeric.astype("float32")
         return inputs
 
 
@@ -99,7 +103,7 @@ class WindowEncoder:
     def columns(self) -> list[str]:
         return [self.window_column]
 
-    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def encode(self, frame: RawColumns) -> dict[str, np.ndarray]:
         rows = [np.asarray(list(w) if w is not None else [], dtype="float32")
                 for w in frame[self.window_column]]
         windows = np.stack(rows) if rows else np.zeros((0, 0), dtype="float32")

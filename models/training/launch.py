@@ -58,11 +58,18 @@ def worker_command(python: str, task_file: str | Path) -> list[str]:
 
 def local_command(settings: LaunchSettings, task_file: str | Path) -> list[str]:
     """``horovodrun --gloo`` with every rank on this host, talking over one interface."""
-    n = settings.num_proc
-    return [str(Path(sys.executable).with_name("horovodrun")), "-np", str(n), "-H",
-            f"localhost:{n}", "--gloo", "--network-interfaces", settings.network_interface,
-            "--start-timeout", str(settings.start_timeout_s),
+    return [*gloo_launcher(settings, [f"localhost:{settings.num_proc}"]),
             *worker_command(sys.executable, task_file)]
+
+
+def gloo_launcher(settings: LaunchSettings, hosts: Sequence[str]) -> list[str]:
+    """``horovodrun --gloo`` over ``hosts`` (``host:slots``) up to the program to run.
+
+    horovodrun reaches hosts other than its own with ``ssh`` from PATH.
+    """
+    return [str(Path(sys.executable).with_name("horovodrun")), "-np", str(settings.num_proc),
+            "-H", ",".join(hosts), "--gloo", "--network-interfaces", settings.network_interface,
+            "--start-timeout", str(settings.start_timeout_s)]
 
 
 def run_local(task: TrainTask, settings: LaunchSettings) -> list[dict[str, Any]]:

@@ -29,6 +29,11 @@ class MpiSettings:
     ucx_net_devices: str
     python: str
     env: dict[str, str]
+    # mpirun's plm_rsh_agent (how it reaches the other hosts); "" keeps its ssh.
+    rsh_agent: str
+    # The byte transfer layers with ``transport: tcp``; "self,tcp" keeps ranks that share
+    # a machine (the emulated cluster's namespaces) off shared memory.
+    btl: str
 
     @property
     def slots(self) -> int:
@@ -55,20 +60,25 @@ def mpi_environment(mpi: MpiSettings, launch: LaunchSettings) -> dict[str, str]:
 
 
 def mpi_command(mpi: MpiSettings, launch: LaunchSettings, task_file: str | Path) -> list[str]:
-    """``mpirun`` over all slots: one rank per GPU, ranks filled host by host.
+    """``mpirun`` over all slots running the training worker."""
+    return [*mpi_launcher(mpi, launch), *worker_command(mpi.python, task_file)]
+
+
+def mpi_launcher(mpi: MpiSettings, launch: LaunchSettings) -> list[str]:
+    """``mpirun`` over all slots up to the program: one rank per GPU, filled host by host.
 
     ``--bind-to none`` leaves CPU placement to TensorFlow; MPI's own traffic (Horovod's
     control plane) goes over UCX on RDMA fabrics and TCP on ``socket_ifname`` otherwise.
     """
     transport = (["--mca", "pml", "ucx", "--mca", "btl", "^openib,uct"]
                  if mpi.transport != "tcp" else
-                 ["--mca", "pml", "ob1", "--mca", "btl", "^openib",
+                 ["--mca", "pml", "ob1", "--mca", "btl", mpi.btl,
                   "--mca", "btl_tcp_if_include", mpi.socket_ifname])
+    agent = ["--mca", "plm_rsh_agent", mpi.rsh_agent] if mpi.rsh_agent else []
     exports = [arg for key, value in mpi_environment(mpi, launch).items()
                for arg in ("-x", f"{key}={value}")]
     exports += [arg for key in PASS_THROUGH for arg in ("-x", key)]
     return ["mpirun", "-np", str(mpi.slots), "-H", ",".join(mpi.hosts),
-            "--bind-to", "none", "--map-by", "slot",
-            "--mca", "oob_tcp_if_include", mpi.socket_ifname, *transport, *exports,
-            *worker_command(mpi.python, task_file)]
+            "--bind-to", "none", "--map-by", "slot", *agent,
+            "--mca", "oob_tcp_if_include", mpi.socket_ifname, *transport, *exports]
 

@@ -91,7 +91,7 @@ def mpi_settings(config: Config) -> MpiSettings:
     return MpiSettings(hosts=tuple(m.hosts), transport=m.transport, ib_hca=m.ib_hca,
                        gid_index=m.gid_index, socket_ifname=m.socket_ifname,
                        gpudirect_level=m.gpudirect_level, ucx_net_devices=m.ucx_net_devices,
-                       python=m.python, env=dict(m.env))
+                       python=m.python, env=dict(m.env), rsh_agent=m.rsh_agent, btl=m.btl)
 
 
 def launch_plan(config: Config, task_file: Path) -> str:

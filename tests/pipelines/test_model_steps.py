@@ -140,4 +140,5 @@ def test_batch_score_writes_each_champion_once(trained: StepResult, lake_config:
     assert {r.model_name for r in rows.select("model_name").distinct().collect()} == \
         {LINEAR, LOGISTIC}
     run_tracked(lake_config, spark, batch_score.run, "batch_score")
-    assert rows.count() == 2 * features
+    rescored = read_table(spark, table_path(lake_config, "gold", batch_score.PREDICTIONS))
+    assert rescored.count() == 2 * features

@@ -175,3 +175,32 @@ def log_raw_flight_model(name: str) -> str:
                                     link="identity", input_example=raw_flight_records(8))
     version = mlflow.register_model(info.model_uri, name).version
     return str(version)
+
+
+class ScaledModel(mlflow.pyfunc.PythonModel):
+    """`factor` times its one input `input_name`, after sleeping `delay_s` per call.
+
+    Versions with different factors and input names tell from an answer alone which
+    version ran; the sleep keeps requests queued, as a swap under load needs.
+    """
+
+    def __init__(self, input_name: str, factor: float, delay_s: float):
+        self.input_name = input_name
+        self.factor = factor
+        self.delay_s = delay_s
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return model_input[self.input_name].to_numpy(dtype=np.float64) * self.factor
+
+
+def log_scaled_model(name: str, input_name: str, factor: float, delay_s: float) -> str:
+    """Log and register a ScaledModel; returns the version."""
+    model = ScaledModel(input_name, factor, delay_s)
+    example = pd.DataFrame({input_name: [1.0, 2.0]})
+    signature = infer_signature(example, example[input_name].to_numpy() * factor)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=model, signature=signature,
+            registered_model_name=name, pip_requirements=["mlflow"])
+    return str(info.registered_model_version)

@@ -1,7 +1,8 @@
 """The batching queue in-process, with a ModelRuntime around a plain numpy function.
 
 The function records every batch it sees, which is what these properties are about:
-how requests coalesce, what the model is called with, and where errors go.
+how requests coalesce, what the model is called with, where errors go, which level
+goes first, and how a latency target steers the batch size and delay.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import time
 import numpy as np
 import pytest
 
-from serving.batching import Batcher, DeadlineExceeded, QueueFull
+from serving.batch_policy import FixedPolicy, LatencyTargetPolicy
+from serving.batching import Batcher, DeadlineExceeded, Priority, QueueFull
 from serving.runtime import ModelRuntime, TensorSpec
 
 SIZES = (1, 2, 4, 8, 16)
 
 
 class Recorder:
-    """Doubles `x`; fails on a poison value; can be slowed down or made to drop a row."""
+    """Multiplies `x` by `factor`; fails on a poison value; can be slowed down per call
+    and per (padded) row, or made to drop a row."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, factor: float = 2.0) -> None:
         self.delay_s = delay_s
+        self.row_cost_s = 0.0
+        self.factor = factor
         self.calls: list[np.ndarray] = []
         self.drop_row = False
         self.lock = threading.Lock()
@@ -32,18 +37,42 @@ class Recorder:
         x = columns["x"]
         with self.lock:
             self.calls.append(x.copy())
-        time.sleep(self.delay_s)
+        time.sleep(self.delay_s + self.row_cost_s * len(x))
         if (x == -1).any():
             raise ValueError("poison row")
-        out = x * 2
+        out = x * self.factor
         return {"y": out[:-1] if self.drop_row else out}
 
 
-def make_batcher(recorder: Recorder, max_batch_size: int = 8, max_delay_ms: float = 20,
-                 max_queue: int = 100) -> Batcher:
-    runtime = ModelRuntime(recorder, (TensorSpec("x", np.dtype(np.float64), ()),), SIZES,
-                           "1", None)
-    return Batcher(runtime, max_batch_size, max_delay_ms, max_queue)
+def make_runtime(recorder: Recorder, version: str = "1",
+                 sizes: tuple[int, ...] = SIZES) -> ModelRuntime:
+    return ModelRuntime(recorder, (TensorSpec("x", np.dtype(np.float64), ()),), sizes,
+                        version, None)
+
+
+class Harness:
+    """A Batcher and the runtime its requests are decoded for, as the app pairs them."""
+
+    def __init__(self, recorder: Recorder, max_batch_size: int = 8, max_delay_ms: float = 20,
+                 max_queue: int = 100, low_priority_max_wait_ms: float = 10_000,
+                 policy: FixedPolicy | LatencyTargetPolicy | None = None,
+                 sizes: tuple[int, ...] = SIZES) -> None:
+        self.runtime = make_runtime(recorder, sizes=sizes)
+        self.batcher = Batcher(policy or FixedPolicy(max_batch_size, max_delay_ms), max_queue,
+                               low_priority_max_wait_ms)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+
+    async def submit(self, columns: dict[str, np.ndarray], rows: int, **options) -> dict:
+        return await self.batcher.submit(self.runtime, columns, rows, **options)
+
+
+def make_batcher(recorder: Recorder, **settings) -> Harness:
+    return Harness(recorder, **settings)
 
 
 def column(*values: float) -> dict[str, np.ndarray]:
@@ -172,3 +201,195 @@ def test_full_queue_is_refused_at_once_and_expired_requests_never_run() -> None:
     assert isinstance(expiring, DeadlineExceeded)
     assert list(busy["y"]) == [2] and list(queued["y"]) == [4]
     assert not any((call == 777).any() for call in recorder.calls)
+
+
+def test_requests_run_on_the_runtime_they_were_decoded_for_and_never_mixed() -> None:
+    """A swap between two submissions: the old batch closes at once, each runs on its own."""
+    old, new = Recorder(factor=2.0), Recorder(factor=3.0)
+    old_runtime, new_runtime = make_runtime(old, "1"), make_runtime(new, "2")
+
+    async def scenario() -> tuple[list, float]:
+        batcher = Batcher(FixedPolicy(4, 1000), 100, 10_000)
+        batcher.start()
+        start = time.perf_counter()
+        before = [asyncio.ensure_future(batcher.submit(old_runtime, column(i), 1))
+                  for i in (1, 2)]
+        await asyncio.sleep(0.01)
+        after = [asyncio.ensure_future(batcher.submit(new_runtime, column(i), 1))
+                 for i in (3, 4, 5, 6)]
+        old_results = await asyncio.gather(*before)
+        closed_after = time.perf_counter() - start
+        results = old_results + await asyncio.gather(*after)
+        await batcher.stop()
+        return results, closed_after
+
+    results, closed_after = run(scenario())
+    assert [list(result["y"]) for result in results] == [[2], [4], [9], [12], [15], [18]]
+    assert closed_after < 0.5  # not the 1 s delay: nothing later could have joined
+    assert [list(call) for call in old.calls] == [[1, 2]]
+    assert [list(call) for call in new.calls] == [[3, 4, 5, 6]]
+
+
+def test_a_batch_is_filled_from_the_high_level_first() -> None:
+    recorder = Recorder(delay_s=0.05)
+
+    async def scenario() -> None:
+        harness = make_batcher(recorder, max_batch_size=2, max_delay_ms=0)
+        harness.start()
+        busy = asyncio.ensure_future(harness.submit(column(0), 1))
+        await asyncio.sleep(0.02)  # the model is now busy; the rest queue behind it
+        low = [asyncio.ensure_future(harness.submit(column(i), 1, priority=Priority.LOW))
+               for i in (1, 2, 3, 4)]
+        await asyncio.sleep(0)
+        high = [asyncio.ensure_future(harness.submit(column(i), 1)) for i in (10, 11)]
+        await asyncio.gather(busy, *low, *high)
+        await harness.stop()
+
+    run(scenario())
+    assert [list(call) for call in recorder.calls] == [[0], [10, 11], [1, 2], [3, 4]]
+
+
+def test_a_low_request_waits_at_most_its_bound_under_saturating_high_load() -> None:
+    """High requests keep the model busy for 1.5 s; the low one still goes after ~0.2 s."""
+    recorder = Recorder(delay_s=0.02)
+    bound_s = 0.2
+
+    async def scenario() -> tuple[float, int, int]:
+        harness = make_batcher(recorder, max_batch_size=1, max_delay_ms=0,
+                               low_priority_max_wait_ms=bound_s * 1000)
+        harness.start()
+        loop = asyncio.get_running_loop()
+        stop_at = loop.time() + 1.5
+        served_high = 0
+
+        async def high_client() -> None:
+            nonlocal served_high
+            while loop.time() < stop_at:
+                await harness.submit(column(1), 1)
+                served_high += 1
+
+        clients = [asyncio.ensure_future(high_client()) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        start = loop.time()
+        await harness.submit(column(-5), 1, priority=Priority.LOW)
+        waited = loop.time() - start
+        high_before = served_high
+        await asyncio.gather(*clients)
+        await harness.stop()
+        return waited, high_before, served_high
+
+    waited, high_before, served_high = run(scenario())
+    # Not before the bound (the high level goes first), and not much after: the three
+    # high requests that arrived before it and the batch in flight, 20 ms each, plus
+    # slack for a busy machine; unbounded, it would wait for the whole 1.5 s of load.
+    assert bound_s <= waited < bound_s + 0.3
+    assert served_high > high_before  # the high load was still saturating afterwards
+
+
+def test_latency_target_backs_off_when_the_model_slows_and_grows_with_headroom() -> None:
+    """24 clients in a closed loop; the model costs 1 ms plus 0.5 ms per padded row.
+
+    With a 20 ms target one call may take 10 ms (a request can wait for the call in
+    flight, then run in its own): 24 rows padded to 32 take 17 ms, so the limit backs
+    off to 16 (9 ms). Then the model gets ten times faster and the limit climbs back
+    until the 24 requests fit in one call (32)."""
+    recorder = Recorder(delay_s=0.001)
+    recorder.row_cost_s = 0.0005
+    sizes = (1, 2, 4, 8, 16, 32, 64)
+    policy = LatencyTargetPolicy(20, 64, sizes)
+
+    async def scenario() -> tuple[int, int]:
+        harness = make_batcher(recorder, policy=policy, sizes=sizes)
+        harness.start()
+        loop = asyncio.get_running_loop()
+        phase_end = loop.time() + 1.0
+
+        async def client() -> None:
+            while loop.time() < phase_end:
+                await harness.submit(column(1), 1)
+
+        await asyncio.gather(*(client() for _ in range(24)))
+        slow_limit = policy.size
+        recorder.row_cost_s = 0.00005
+        phase_end = loop.time() + 1.0
+        await asyncio.gather(*(client() for _ in range(24)))
+        await harness.stop()
+        return slow_limit, policy.size
+
+    slow_limit, fast_limit = run(scenario())
+    assert slow_limit <= 16
+    assert fast_limit == 32
+    calls = [len(call) for call in recorder.calls]
+    assert calls[0] == 32 and 16 in calls and calls.count(32) > 10
+
+
+def test_latency_target_keeps_batches_large_under_overload() -> None:
+    """200 clients against a model too slow for any batch size to meet 20 ms: the queue
+    wait dominates, and shrinking batches would only cut throughput, so the limit stays
+    at its maximum."""
+    recorder = Recorder(delay_s=0.001)
+    recorder.row_cost_s = 0.0005
+    sizes = (1, 2, 4, 8, 16, 32, 64)
+    policy = LatencyTargetPolicy(20, 64, sizes)
+
+    async def scenario() -> None:
+        harness = make_batcher(recorder, max_queue=1000, policy=policy, sizes=sizes)
+        harness.start()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 0.5
+
+        async def client() -> None:
+            while loop.time() < end:
+                await harness.submit(column(1), 1)
+
+        await asyncio.gather(*(client() for _ in range(200)))
+        await harness.stop()
+
+    run(scenario())
+    # The first batch had not waited yet, so it looked like a plain slow call and the
+    # limit backed off once; the queue wait that followed sent it back up to stay.
+    calls = [len(call) for call in recorder.calls]
+    assert 64 in calls[calls.index(32):]
+    assert policy.size == 64
+
+
+def test_latency_target_drops_the_delay_when_the_model_sits_idle() -> None:
+    """Sparse single requests: waiting would only add latency, so the delay goes to zero."""
+    recorder = Recorder()
+    policy = LatencyTargetPolicy(50, 8, SIZES)
+    policy.delay_s = 0.02
+
+    async def scenario() -> list[float]:
+        harness = make_batcher(recorder, policy=policy)
+        harness.start()
+        latencies = []
+        for _ in range(8):
+            start = time.perf_counter()
+            await harness.submit(column(1), 1)
+            latencies.append(time.perf_counter() - start)
+        await harness.stop()
+        return latencies
+
+    latencies = run(scenario())
+    assert policy.delay_s == 0.0
+    assert latencies[0] >= 0.02 and latencies[-1] < 0.01
+
+
+def test_latency_target_grows_the_delay_toward_the_model_time_under_load() -> None:
+    """A request every 2 ms against a 10 ms model: the model would run back to back on
+    tiny batches, so the delay grows until gathering takes about as long as computing."""
+    recorder = Recorder(delay_s=0.01)
+    policy = LatencyTargetPolicy(200, 64, (1, 2, 4, 8, 16, 32, 64))
+
+    async def scenario() -> None:
+        harness = make_batcher(recorder, policy=policy, sizes=(1, 2, 4, 8, 16, 32, 64))
+        harness.start()
+        pending = []
+        for _ in range(750):
+            pending.append(asyncio.ensure_future(harness.submit(column(1), 1)))
+            await asyncio.sleep(0.002)
+        await asyncio.gather(*pending)
+        await harness.stop()
+
+    run(scenario())
+    assert 0.004 <= policy.delay_s <= 0.03

@@ -17,6 +17,8 @@ from tests.serving.conftest import GRACEFUL_EXIT, ServerProcess, start_server
 from tests.serving.models import INTEGER_FIELDS, flight_records
 
 TOLERANCE = dict(rtol=1e-6, atol=1e-6)
+PRIORITY = "x-request-priority"
+TIMEOUT = "x-request-timeout-ms"
 
 
 def triton_inputs(records: pd.DataFrame, binary: bool) -> list[triton.InferInput]:
@@ -81,7 +83,8 @@ def test_binary_output_without_requested_outputs(client: triton.InferenceServerC
                                                  ) -> None:
     """No `outputs` in the request: tritonclient asks for binary_data_output."""
     records = flight_records(7, seed=2)
-    result = client.infer("flight-delay-linear", triton_inputs(records, binary=True))
+    result = client.infer("flight-delay-linear", triton_inputs(records, binary=True),
+                          priority=2)  # Triton's schedule-policy level 2: low
     np.testing.assert_allclose(result.as_numpy("predictions"), linear_offline.predict(records),
                                **TOLERANCE)
 
@@ -200,12 +203,55 @@ def test_unknown_model_is_404_and_large_body_is_413(linear_server: ServerProcess
 def test_metrics_expose_requests_latency_batches_queue_and_rejections(
         linear_server: ServerProcess) -> None:
     httpx.post(f"{linear_server.url}/invocations", content=b"{not json")
+    rejected = _rejected(linear_server, "deadline")
+    # A 1 us deadline passes while the request waits for its batch: 504, counted once.
+    response = httpx.post(f"{linear_server.url}/invocations", headers={TIMEOUT: "0.001"},
+                          json={"dataframe_records": flight_records(1).to_dict("records")})
+    assert response.status_code == 504
+    assert _rejected(linear_server, "deadline") == rejected + 1
     text = httpx.get(f"{linear_server.url}/metrics").text
     assert re.search(r'mlpipe_serving_requests_total\{code="400",endpoint="invocations"\}', text)
     assert "mlpipe_serving_request_latency_seconds_bucket" in text
     assert "mlpipe_serving_batch_rows_bucket" in text
     assert "mlpipe_serving_queue_depth" in text
-    assert "mlpipe_serving_rejected_total" in text or "# TYPE mlpipe_serving_rejected" in text
+
+
+def _rejected(server: ServerProcess, reason: str) -> float:
+    """The rejection counter for `reason`; absent until the first one."""
+    text = httpx.get(f"{server.url}/metrics").text
+    found = re.search(rf'^mlpipe_serving_rejected_total\{{reason="{reason}"\}} (\S+)$', text, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def test_priorities_on_both_protocols_and_the_version_header(linear_server: ServerProcess,
+                                                             ) -> None:
+    """Both levels are served and every 200 names the version; unknown levels are 400s."""
+    records = flight_records(2, seed=11)
+    infer = f"{linear_server.url}/v2/models/flight-delay-linear/infer"
+    kserve_inputs = [{"name": tensor.name(), "shape": tensor.shape(),
+                      "datatype": tensor.datatype(), "data": records[tensor.name()].tolist()}
+                     for tensor in triton_inputs(records, binary=False)]
+    answers = [httpx.post(f"{linear_server.url}/invocations", headers={PRIORITY: level},
+                          json={"dataframe_records": records.to_dict("records")})
+               for level in ("high", "low", "LOW")]
+    answers += [httpx.post(infer, json={"inputs": kserve_inputs, "parameters": parameters})
+                for parameters in ({"priority": "low"}, {"priority": 2}, {"priority": 0})]
+    for response in answers:
+        assert response.status_code == 200, response.text
+        assert response.headers["x-model-version"] == "1"
+    for response in answers[3:]:
+        assert response.json()["model_version"] == "1"
+    refused = [
+        (httpx.post(f"{linear_server.url}/invocations", headers={PRIORITY: "urgent"},
+                    json={"dataframe_records": records.to_dict("records")}), "message", PRIORITY),
+        (httpx.post(infer, headers={PRIORITY: "urgent"}, json={"inputs": kserve_inputs}),
+         "error", PRIORITY),
+        (httpx.post(infer, json={"inputs": kserve_inputs, "parameters": {"priority": 7}}),
+         "error", "parameters.priority"),
+    ]
+    for response, key, field in refused:
+        assert response.status_code == 400
+        assert field in response.json()[key]
 
 
 def test_openapi_document_is_served(linear_server: ServerProcess) -> None:

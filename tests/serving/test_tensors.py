@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from serving.runtime import TensorSpec
@@ -11,6 +12,7 @@ from serving.tensors import (
     complete_columns,
     datetimes_as_text,
     kserve_datatype,
+    parse_json,
     to_array,
 )
 
@@ -60,3 +62,23 @@ def test_optional_inputs_may_be_left_out_required_ones_not() -> None:
     with pytest.raises(InvalidInput, match="month"):
         complete_columns({"carrier": columns["carrier"]},
                          (TEXT, TensorSpec("month", INT.dtype, (), required=False)), "inputs")
+
+
+def test_bodies_the_standard_json_module_reads_still_parse() -> None:
+    """orjson refuses NaN literals, numbers past a double and UTF-16; those still parse."""
+    assert np.isnan(parse_json(b'{"x": NaN}')["x"])
+    assert parse_json(b'{"x": 1' + b"0" * 400 + b"}")["x"] == 10**400
+    assert parse_json('{"x": [1.5]}'.encode("utf-16")) == {"x": [1.5]}
+    with pytest.raises(InvalidInput, match="invalid JSON"):
+        parse_json(b'{"x": ')
+
+
+def test_plain_dates_parse_as_pandas_reads_them() -> None:
+    """numpy parses the common forms; the year range and bad days fall back to pandas."""
+    texts = ["2013-01-05T05:15:00", "2013-01-05 05:15", "2013-01-05", "1678-01-01T00:00",
+             "2261-12-31T23:59:59.999999999", "2013-01-05T05:15:00.1", None]
+    expected = pd.to_datetime(pd.Series(texts, dtype=object), format="ISO8601").to_numpy()
+    np.testing.assert_array_equal(to_array(texts, WHEN, "when"), expected)
+    for outside in (["1677-01-01T00:00"], ["2300-01-01T00:00"], ["2013-02-30T00:00"]):
+        with pytest.raises(InvalidInput, match="when"):
+            to_array(outside, WHEN, "when")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,55 @@ def test_spark_and_pandas_give_identical_inputs(spark: SparkSession) -> None:
     ours, theirs = encode_pandas(spec, raw), spark_arrays(spark, spec, raw)
     for key in ("features", "cat_indices", "numeric"):
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def edge_rows() -> tuple[FeatureSpec, pd.DataFrame]:
+    """Rows the numpy encoder computes its own way: dates before 1970 and missing, routes
+    whose level has more than one dash, an empty tail number, unknown planes."""
+    spec = small_spec()
+    route = Categorical("route", ("EWR-ATL", "LGA-SFO-2"), reference="EWR-ATL", linear=False)
+    spec = replace(spec, categorical=tuple(route if c.name == "route" else c
+                                           for c in spec.categorical))
+    raw = pd.concat([raw_flights()] * 2, ignore_index=True)
+    raw["sched_dep_local"] = [dt.datetime(1969, 12, 31, 23, 30), None,
+                              dt.datetime(1960, 2, 29, 8, 0), dt.datetime(2013, 7, 4, 0, 0),
+                              dt.datetime(1970, 1, 1, 0, 0), dt.datetime(2100, 11, 25, 17, 0),
+                              dt.datetime(2013, 12, 31, 23, 59), dt.datetime(1999, 1, 3, 8, 1)]
+    raw["sched_dep_local"] = pd.to_datetime(raw["sched_dep_local"])
+    raw["origin"] = ["LGA", "LGA-SFO", "EWR", None, "LGA", "EWR", "LGA-", "JFK"]
+    raw["dest"] = ["SFO-2", "2", "ATL", "ATL", "SFO", None, "SFO-2", "ORD"]
+    raw["tailnum"] = ["", "N14228", "N24211", None, "N00000", "N14228", "N24211", "ZZ"]
+    return spec, raw
+
+
+def test_spark_and_numpy_agree_on_edge_rows(spark: SparkSession) -> None:
+    spec, raw = edge_rows()
+    ours, theirs = encode_pandas(spec, raw), spark_arrays(spark, spec, raw)
+    for key in ("features", "cat_indices", "numeric"):
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    route = [c.name for c in spec.categorical].index("route")
+    assert ours["cat_indices"][:2, route].tolist() == [2, 2]  # both splits of LGA-SFO-2
+
+
+def test_columns_and_loosely_typed_frames_encode_as_the_typed_frame() -> None:
+    """The server hands named arrays; other callers may send text for numbers or dates."""
+    spec, raw = small_spec(), raw_flights()
+    typed = encode_pandas(spec, raw)
+    columns = {name: raw[name].to_numpy() for name in raw.columns}
+    loose = raw.astype(object).assign(
+        sched_dep_local=raw["sched_dep_local"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        temp=raw["temp"].map(str), carrier=raw["carrier"].astype("string"))
+    for other in (columns, loose):
+        for key, value in encode_pandas(spec, other).items():
+            np.testing.assert_array_equal(value, typed[key], err_msg=key)
+    numbered = encode_pandas(spec, raw.assign(carrier=[7, None, np.nan, "AA"], temp="warm"))
+    assert numbered["cat_indices"][:, 0].tolist() == [0, 0, 0, 3]
+    assert numbered["numeric"][:, spec.numeric_feature_names.index("temp")].tolist() == [0.0] * 4
+    with pytest.raises(ValueError, match="tailnum"):
+        encode_pandas(spec, raw.drop(columns="tailnum"))
+
+
+def test_the_encoder_is_built_once_per_spec() -> None:
+    spec = small_spec()
+    assert spec.encoder is spec.encoder
+    assert FeatureSpec.from_json(spec.to_json()) == spec  # the cache is not a field

@@ -1,0 +1,3 @@
+module mlpipe/bench/openloop
+
+go 1.26

@@ -1,0 +1,119 @@
+"""Admission control: shed inference requests beyond `max_queue` before their bodies are read.
+
+Under overload most requests are refused, so what a refusal costs decides how much of
+the machine is left for the requests that are served. Refusing at the batcher (as
+`QueueFull` does) comes after routing, reading the body, JSON decoding and converting
+it to arrays: per refused request as much event-loop time as a served one, time the
+model thread then lacks (on two cores it also waits for the GIL behind that work).
+This plain ASGI middleware, outermost in the app, counts the inference requests in
+flight (from here to the end of their response) and answers the one over the limit
+with a 503 built once at start-up, before the body is read or the route matched.
+
+A client that retries before its `Retry-After` has passed (a closed-loop client with
+no back-off resends at once) would keep the event loop busy refusing it.
+`shed_hold_ms` holds the answer to such a retry on the same connection that long
+(a sleeping coroutine costs nothing) and then refuses it again, so such clients get
+their 503s at a bounded rate and the served requests keep the CPU; a request that
+arrives after the hold, or finds a free slot, is admitted or refused on its merits. The
+price: a new request that a client's pool sends on such a connection while the server is
+still full is held like a retry (there is no telling them apart).
+
+Health, metadata and metrics endpoints are never shed: a balancer's health checks must
+keep working when the server is at capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serving.metrics import REJECTED, REQUESTS
+from serving.settings import ServingSettings
+
+MESSAGE = "the server is at capacity; retry after the Retry-After interval"
+
+
+class AdmissionMiddleware:
+    """Refuse inference requests once `max_queue` are in flight, before reading their bodies."""
+
+    def __init__(self, app: ASGIApp, settings: ServingSettings) -> None:
+        self.app = app
+        self.limit = settings.max_queue
+        self.hold_s = settings.shed_hold_ms / 1000
+        self.in_flight = 0
+        # When each connection (client address and port) last got a 503 from here.
+        self._last_shed: dict[tuple[str, int], float] = {}
+        self._last_sweep = 0.0
+        headers = [(b"content-type", b"application/json"),
+                   (b"retry-after", str(settings.retry_after_s).encode())]
+        self._refusals = {
+            "invocations": _prepared(headers, {"error_code": "TEMPORARILY_UNAVAILABLE",
+                                               "message": MESSAGE}),
+            "kserve_infer": _prepared(headers, {"error": MESSAGE}),
+        }
+        self._rejected = REJECTED.labels("queue_full")
+        self._counted = {endpoint: REQUESTS.labels(endpoint, "503")
+                         for endpoint in self._refusals}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = _inference_endpoint(scope)
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            await self._refuse(scope, endpoint, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _refuse(self, scope: Scope, endpoint: str, send: Send) -> None:
+        client = scope.get("client")
+        if self.hold_s > 0 and client is not None:
+            now = time.monotonic()
+            last = self._last_shed.get(client)
+            if last is not None and now - last < self.hold_s:
+                await asyncio.sleep(self.hold_s - (now - last))
+                now = time.monotonic()
+            self._last_shed[client] = now
+            self._forget_idle(now)
+        self._rejected.inc()
+        self._counted[endpoint].inc()
+        start, body = self._refusals[endpoint]
+        await send(start)
+        await send(body)
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop connections not refused for a while: the map stays as small as the
+        set of connections being refused."""
+        if now - self._last_sweep < 10 * max(self.hold_s, 0.1):
+            return
+        self._last_sweep = now
+        horizon = now - self.hold_s
+        self._last_shed = {client: at for client, at in self._last_shed.items()
+                           if at >= horizon}
+
+
+def _inference_endpoint(scope: Scope) -> str | None:
+    """The handler name an inference POST will reach, else None (never shed)."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    path = scope["path"]
+    if path == "/invocations":
+        return "invocations"
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        return "kserve_infer"
+    return None
+
+
+def _prepared(headers: list[tuple[bytes, bytes]], document: dict) -> tuple[dict, dict]:
+    """The two ASGI messages of a 503, built once."""
+    body = json.dumps(document).encode()
+    start = {"type": "http.response.start", "status": 503,
+             "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+    return start, {"type": "http.response.body", "body": body, "more_body": False}

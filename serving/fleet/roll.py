@@ -1,0 +1,79 @@
+"""`--watch` for a fleet: roll a new version through the replicas one at a time.
+
+For each replica in turn: start a fresh replica serving the pinned new version on a new
+port and wait until it is ready (the fleet still has N ready replicas), set the old one
+to `drain` in HAProxy (no new requests) and wait until it holds none, then point the
+slot at the new process, set it ready, wait until the health check has it UP, and stop
+the old one. At most one replica is out at any time, so at least N-1 stay ready, and
+every answer comes from one process serving one version, which it names in
+`x-model-version`. Starting the new process first means the slot is out only for the
+drain, not for the model load, at the cost of one extra model copy in memory meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from serving.fleet.replicas import ReplicaFailed
+from serving.registry import resolve_version
+
+if TYPE_CHECKING:
+    from serving.fleet.supervisor import Fleet
+
+log = logging.getLogger(__name__)
+
+DRAIN_POLL_S = 0.05
+
+
+def follow_alias(fleet: Fleet) -> None:
+    """Roll to the alias's version if any replica serves another; errors are logged."""
+    try:
+        model_uri, version = resolve_version(fleet.model_uri)
+    except Exception:  # the registry failing must not stop serving
+        log.exception("could not resolve %s; the fleet keeps its version", fleet.model_uri)
+        return
+    if any(replica.version != version for replica in fleet.replicas.values()):
+        log.info("%s now points at version %s; rolling it through the replicas",
+                 fleet.model_uri, version)
+        if roll(fleet, model_uri, version):
+            log.info("every replica now serves version %s", version)
+
+
+def roll(fleet: Fleet, model_uri: str, version: str) -> bool:
+    """Bring every replica to `version`; False if a new replica failed (it is retried at
+    the next poll, the ones already rolled keep the new version)."""
+    for name in sorted(fleet.replicas):
+        old = fleet.replicas[name]
+        if old.version == version:
+            continue
+        new = fleet.start_replica(name, model_uri, version)
+        try:
+            new.wait_ready(fleet.stopping)
+        except ReplicaFailed as error:
+            log.error("could not roll %s to version %s: %s", name, version, error)
+            new.stop(fleet.settings.graceful_shutdown_s)
+            return False
+        if fleet.stopping.is_set():  # the fleet's own stop drains the old one
+            new.stop(fleet.settings.graceful_shutdown_s)
+            return False
+        fleet.admin.set_state(name, "drain")
+        _wait_until_idle(fleet, name)
+        fleet.admin.set_state(name, "maint")
+        fleet.swap_in(name, new)
+        old.stop(fleet.settings.graceful_shutdown_s)
+        log.info("replica %s now serves version %s (pid %d)", name, version, new.pid)
+    return True
+
+
+def _wait_until_idle(fleet: Fleet, name: str) -> None:
+    """Until HAProxy has no request in flight or queued on `name` (bounded by the grace)."""
+    deadline = time.monotonic() + fleet.settings.graceful_shutdown_s
+    while time.monotonic() < deadline and not fleet.stopping.is_set():
+        row = fleet.stats()[name]
+        if int(row["scur"] or 0) == 0 and int(row["qcur"] or 0) == 0:
+            return
+        time.sleep(DRAIN_POLL_S)
+    log.warning("replica %s still busy after %.0f s of drain; replacing it anyway", name,
+                fleet.settings.graceful_shutdown_s)
