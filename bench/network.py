@@ -11,7 +11,9 @@ torn down), then
    threshold 0 and 64 MB; each rank also times a step without the allreduce, on the
    same cores in the same run, which is the compute term;
 3. predicts every measured step from compute + fitted allreduce, and extrapolates the
-   scaling efficiency to 8..128 workers on published links.
+   scaling efficiency to 8..128 workers on published links;
+4. fits our regression and MLlib's with Spark executors on both hosts per profile
+   (``bench.network_regression``: time and bytes per pass).
 
 Writes ``bench/out/network-results.json`` and ``bench/network_*.png``; the workers are this
 module with ``--worker``.
@@ -32,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bench import network_regression
 from models.training import cost_model as cm
 
 log = logging.getLogger("bench.network")
@@ -352,6 +355,7 @@ def print_tables(result: dict[str, Any]) -> None:
         print(f"{profile:13} {d['fusion_threshold_mb']:9} {d['fp16_allreduce']!s:>5} "
               f"{d['fp16_gain']:9.1%} {d['train_deep_batch_size']:9} "
               f"{d['train_sequence_batch_size']:10}")
+    network_regression.print_table(result["regression"])
 
 
 def plot(result: dict[str, Any]) -> list[Path]:
@@ -409,6 +413,7 @@ def run_all(quick: bool) -> dict[str, Any]:
         result["allreduce"] = measure_allreduce(cluster, settings, sizes, repeats)
         result["fits"] = fit_all(result["allreduce"])
         result["training"] = measure_training(cluster, settings, quick)
+        result["regression"] = network_regression.measure(cluster, quick)
     finally:
         cluster_down(PREFIX)
     result["predictions"] = predictions(result["training"], result["fits"])
@@ -451,8 +456,29 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(result)
     print(f"\nnetem: {result['netem']}; load average before {result['load_average_before']}, "
           f"after {result['load_average_after']}; {result['seconds']:.0f} s; wrote {args.out}")
-    log.info("MLflow: not logged (the other benchmarks write JSON and PNG only)")
+    log_to_mlflow(result, args.out)
     return 0
+
+
+def log_to_mlflow(result: dict[str, Any], out: Path) -> None:
+    """One run named ``bench-network`` in the configured experiment: the alpha-beta fits as
+    metrics, the results JSON and the plots as artifacts, where users look first."""
+    import mlflow
+
+    from pipelines.config import load_config
+    from pipelines.tracking import start_run
+
+    with start_run(load_config(), "bench-network", tags={"mlpipe.benchmark": "network"}) as run:
+        mlflow.log_params({"quick": result["quick"], "netem": result["netem"]})
+        for launcher, by_profile in result["fits"].items():
+            for profile, fit in by_profile.items():
+                mlflow.log_metrics({f"{launcher}.{profile}.{key}": value
+                                    for key, value in fit.items() if value is not None})
+        mlflow.log_metric("seconds", result["seconds"])
+        mlflow.log_artifact(str(out))
+        for plot_path in result["plots"]:
+            mlflow.log_artifact(str(HERE.parent / plot_path))
+    print(f"logged to MLflow: run {run.info.run_id} (bench-network)")
 
 
 if __name__ == "__main__":
