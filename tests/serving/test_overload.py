@@ -97,30 +97,42 @@ def test_admitted_requests_keep_a_bounded_p99_at_twice_the_sustainable_rate(
 
 def test_requests_whose_deadline_passes_in_the_queue_get_504_and_never_run(
         slow_server: ServerProcess, model_log: Path) -> None:
-    async def scenario() -> tuple[int, str]:
-        async with httpx.AsyncClient(base_url=slow_server.url, headers=AUTH) as http:
-            backlog = asyncio.ensure_future(post_many(slow_server, 12))
-            await asyncio.sleep(0.02)
-            expired = await http.post("/invocations", content=score(777.0),
-                                      headers={"X-Request-Timeout-Ms": "10"})
-            client = triton.InferenceServerClient(slow_server.url.removeprefix("http://"))
-            tensor = triton.InferInput("x", [1], "FP64")
-            tensor.set_data_from_numpy(np.array([888.0]))
-            try:  # Triton's own per-request timeout parameter, in microseconds
-                # A copy: tritonclient adds its own headers to the dict it is given.
-                await asyncio.to_thread(client.infer, "slow", [tensor], headers=dict(AUTH),
-                                        timeout=10_000)
-                triton_status = "200"
-            except InferenceServerException as error:
-                triton_status = error.status()
-            await backlog
-            return expired.status_code, triton_status
+    async def scenario() -> tuple[int, str, list[int]]:
+        async with httpx.AsyncClient(base_url=slow_server.url, headers=AUTH, timeout=30,
+                                     limits=httpx.Limits(max_connections=16)) as http:
+            # 12 requests of 10 rows: about 36 model calls of 20 ms queued ahead, so the
+            # two 10 ms deadlines below pass while their requests still wait in the queue.
+            backlog = [asyncio.ensure_future(http.post("/invocations",
+                                                       content=score(1.0, 10)))
+                       for _ in range(12)]
+            async with asyncio.timeout(10):
+                while queue_depth((await http.get("/metrics")).text) < 6:
+                    await asyncio.sleep(0.005)
+            expired, triton_status = await asyncio.gather(
+                http.post("/invocations", content=score(777.0),
+                          headers={"X-Request-Timeout-Ms": "10"}),
+                asyncio.to_thread(triton_with_deadline, slow_server, 888.0, 10_000))
+            return (expired.status_code, triton_status,
+                    [(await response).status_code for response in backlog])
 
-    status, triton_status = asyncio.run(scenario())
+    status, triton_status, backlog = asyncio.run(scenario())
     assert (status, triton_status) == (504, "504")
+    assert backlog == [200] * 12
     seen = model_log.read_text().split()
     assert "1.0" in seen
     assert "777.0" not in seen and "888.0" not in seen
+
+
+def triton_with_deadline(server: ServerProcess, x: float, timeout_us: int) -> str:
+    """One KServe request with Triton's own per-request timeout parameter; its status."""
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    tensor = triton.InferInput("x", [1], "FP64")
+    tensor.set_data_from_numpy(np.array([x]))
+    try:  # a copy: tritonclient adds its own headers to the dict it is given
+        client.infer("slow", [tensor], headers=dict(AUTH), timeout=timeout_us)
+    except InferenceServerException as error:
+        return error.status()
+    return "200"
 
 
 def test_auth_guards_everything_but_health(slow_server: ServerProcess) -> None:
