@@ -12,7 +12,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup run test lint bench clean
 
-setup: $(STAMPS)/deps $(STAMPS)/delta-jars $(STAMPS)/horovod $(STAMPS)/system-packages
+setup: $(STAMPS)/deps $(STAMPS)/spark-jars $(STAMPS)/horovod $(STAMPS)/system-packages \
+       $(STAMPS)/seaweedfs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +23,20 @@ $(STAMPS)/deps: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/delta-jars: $(STAMPS)/deps scripts/fetch_delta_jars.sh
-	scripts/fetch_delta_jars.sh $(PY)
+$(STAMPS)/spark-jars: $(STAMPS)/deps scripts/fetch_spark_jars.sh
+	scripts/fetch_spark_jars.sh $(PY)
 	@touch $@
 
 # After the system packages: Horovod is built with MPI when Open MPI is there.
 $(STAMPS)/horovod: $(STAMPS)/deps $(STAMPS)/system-packages scripts/build_horovod.sh
 	scripts/build_horovod.sh $(PY)
 	@touch $@
+
+# SeaweedFS's `weed`, the object store of the tests and `mlpipe services up`, built with Go
+# and cached in ~/.cache/mlpipe, like the Horovod wheel.
+$(STAMPS)/seaweedfs: scripts/build_seaweedfs.sh
+	scripts/build_seaweedfs.sh
+	@mkdir -p $(STAMPS) && touch $@
 
 # HAProxy, wrk and Open MPI, from Debian's packages where missing (the script says what it needs).
 $(STAMPS)/system-packages: scripts/install_system_packages.sh | $(PY)

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "overload": "bench.serving_overload",
     "fleet": "bench.serving_fleet",
     "network": "bench.network",
+    "object-store": "bench.object_store",
 }
 
 

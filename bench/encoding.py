@@ -116,8 +116,8 @@ def log_models(registry: Path, spec: FeatureSpec, example: pd.DataFrame) -> dict
     from models.regression.pyfunc import log_regression_model
     from models.training.encoding import FlightEncoder
     from models.training.tracking import RunLog
-    from pipelines.config import load_config
-    from pipelines.steps.train_deep import ENCODER
+    from pipelines.platform.config import load_config
+    from pipelines.training.deep import ENCODER
 
     uri = f"sqlite:///{registry}/mlflow.db"
     mlflow.set_tracking_uri(uri)
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipelines.config import load_config
+    from pipelines.platform.config import load_config
     from serving.runtime import limit_tensorflow_threads, load_runtime
     from serving.settings import load_settings
 

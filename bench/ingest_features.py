@@ -19,12 +19,14 @@ import time
 from datetime import date
 from pathlib import Path
 
-from pipelines.config import Config, load_config
-from pipelines.seed import seed_landing
-from pipelines.sources import FLIGHTS
-from pipelines.spark import build_spark_session
-from pipelines.steps import features, ingest, synthesize
-from pipelines.steps.base import StepContext
+from pipelines.features import step as features
+from pipelines.ingest import step_ingest as ingest
+from pipelines.ingest import step_synthesize as synthesize
+from pipelines.ingest.seed import seed_landing
+from pipelines.ingest.sources import FLIGHTS
+from pipelines.platform.config import Config, load_config
+from pipelines.platform.spark import build_spark_session
+from pipelines.platform.step import StepContext
 
 log = logging.getLogger("bench.ingest_features")
 
@@ -40,13 +42,14 @@ def bench_scale(root: Path, scale: int, master: str) -> dict[str, float]:
                                             "spark.conf.spark.ui.showConsoleProgress=false"))
     spark = build_spark_session(config)
     ctx = StepContext(config, run_id=f"bench-{scale}x", session_factory=lambda _c: spark)
-    landing = Path(config.data_path("landing"))
-    seconds_seed, _ = timed(lambda: seed_landing(landing, date(2013, 1, 1), date(2013, 12, 31)))
+    layout = ctx.layout
+    seconds_seed, _ = timed(lambda: seed_landing(layout.landing(), layout.storage,
+                                                 date(2013, 1, 1), date(2013, 12, 31)))
     if scale > 1:
         ingest.run(ctx, sources=("flights",))
         synthesize.run(ctx, scale=scale)
         shutil.rmtree(root / "lake")
-    flights = str(landing / "flights")
+    flights = layout.landing("flights")
     seconds_floor, _ = timed(lambda: spark.read.schema(FLIGHTS.schema).option("header", True)
                              .csv(flights).write.format("noop").mode("overwrite").save())
     seconds_ingest, ingested = timed(lambda: ingest.run(ctx))

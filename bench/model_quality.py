@@ -1,7 +1,8 @@
 """Model quality on the December test split: the Horovod-trained models beside baselines.
 
 ``python -m bench.model_quality --data-root DATA --mlp-uri URI --sequence-uri URI`` reads the
-newest silver tables and their specs, fits the baselines on the training split and scores
+newest silver tables and their specs (under a local or an ``s3a://`` data root, through the
+project's layout and storage), fits the baselines on the training split and scores
 everything on the same test rows. The MLP is compared with a logistic regression on the
 spec's linear design and with gradient-boosted trees on the embedding inputs; the forecaster
 with persistence (the last hour) and seasonal-naive (the same hour the day before).
@@ -25,23 +26,26 @@ from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from models.features.encode_pandas import encode_pandas
 from models.features.fields import RAW_FIELDS
-from models.features.spec import load_spec
+from models.features.spec import FeatureSpec
+from pipelines.platform.config import load_config
+from pipelines.platform.layout import FEATURE_TABLE, SEQUENCE_TABLE, Layout
 
 log = logging.getLogger("bench.model_quality")
 OUT = Path(__file__).with_name("out") / "model_quality.json"
 DELAY_FEATURE = "mean_dep_delay"
 
 
-def read_split(path: str) -> tuple[pd.DataFrame, int]:
-    table = DeltaTable(path)
+def read_split(layout: Layout, name: str) -> tuple[pd.DataFrame, int]:
+    """The newest version of a silver table (delta-rs, so no Spark) and its version number."""
+    uri, options = layout.storage.delta_options(layout.table("silver", name))
+    table = DeltaTable(uri, storage_options=options)
     return table.to_pandas(), table.version()
 
 
-def classifier_quality(data_root: Path, mlp_uri: str) -> dict[str, float]:
-    path = str(data_root / "lake" / "silver" / "flight_features")
-    flights, version = read_split(path)
-    spec = load_spec(data_root / "lake" / "silver" / "_specs" / "flight_features"
-                     / f"v{version}.json")
+def classifier_quality(layout: Layout, mlp_uri: str) -> dict[str, float]:
+    flights, version = read_split(layout, FEATURE_TABLE)
+    spec = FeatureSpec.from_json(
+        layout.storage.read_text(layout.feature_spec(FEATURE_TABLE, version)))
     train, test = (flights[flights["split"] == s] for s in ("train", "test"))
     encoded = {name: encode_pandas(spec, part) for name, part in
                (("train", train), ("test", test))}
@@ -64,11 +68,9 @@ def classifier_quality(data_root: Path, mlp_uri: str) -> dict[str, float]:
         "trees_iterations": int(trees.n_iter_)}
 
 
-def forecaster_quality(data_root: Path, sequence_uri: str) -> dict[str, float]:
-    path = str(data_root / "lake" / "silver" / "origin_hourly_sequences")
-    windows, version = read_split(path)
-    stats = json.loads((data_root / "lake" / "silver" / "_specs" / "origin_hourly_sequences"
-                        / f"v{version}.json").read_text())
+def forecaster_quality(layout: Layout, sequence_uri: str) -> dict[str, float]:
+    windows, version = read_split(layout, SEQUENCE_TABLE)
+    stats = json.loads(layout.storage.read_text(layout.feature_spec(SEQUENCE_TABLE, version)))
     column = stats["features"].index(DELAY_FEATURE)
     test = windows[windows["split"] == "test"]
     steps = np.stack([np.stack(list(w)) for w in test["window"]])[:, :, column]
@@ -84,7 +86,8 @@ def forecaster_quality(data_root: Path, sequence_uri: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--data-root", required=True,
+                        help="the pipeline's data root: a local folder or an s3a:// URI")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI of the runs")
     parser.add_argument("--mlp-uri", required=True)
     parser.add_argument("--sequence-uri", required=True)
@@ -93,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.tracking_uri:
         mlflow.set_tracking_uri(args.tracking_uri)
-    results = {"classifier": classifier_quality(args.data_root, args.mlp_uri),
-               "forecaster": forecaster_quality(args.data_root, args.sequence_uri)}
+    # The object-store settings (for an s3a:// root) come from conf/, like the pipeline's.
+    layout = Layout.of(load_config(overrides=[f"data_root={args.data_root}"]))
+    results = {"classifier": classifier_quality(layout, args.mlp_uri),
+               "forecaster": forecaster_quality(layout, args.sequence_uri)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     log.info("%s", json.dumps(results, indent=2))

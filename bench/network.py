@@ -398,10 +398,10 @@ def plot(result: dict[str, Any]) -> list[Path]:
 
 
 def run_all(quick: bool) -> dict[str, Any]:
-    from pipelines.config import load_config
     from pipelines.netlab.namespaces import cluster_down, cluster_up
     from pipelines.netlab.profiles import netem_available
-    from pipelines.steps.deep_training import launch_settings
+    from pipelines.platform.config import load_config
+    from pipelines.training.horovod import launch_settings
 
     settings = replace(launch_settings(load_config()), timeout_s=900)
     sizes, repeats = (QUICK_SIZES, 3) if quick else (SIZES, 7)
@@ -465,8 +465,8 @@ def log_to_mlflow(result: dict[str, Any], out: Path) -> None:
     metrics, the results JSON and the plots as artifacts, where users look first."""
     import mlflow
 
-    from pipelines.config import load_config
-    from pipelines.tracking import start_run
+    from pipelines.platform.config import load_config
+    from pipelines.platform.tracking import start_run
 
     with start_run(load_config(), "bench-network", tags={"mlpipe.benchmark": "network"}) as run:
         mlflow.log_params({"quick": result["quick"], "netem": result["netem"]})

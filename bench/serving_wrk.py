@@ -53,8 +53,8 @@ class Served:
 
 def pipeline_tracking_uri() -> str:
     """The pipeline's MLflow store, as `mlpipe run` configured it."""
-    from pipelines.config import load_config
-    from pipelines.tracking import resolve_target
+    from pipelines.platform.config import load_config
+    from pipelines.platform.tracking import resolve_target
 
     return resolve_target(load_config()).tracking_uri
 

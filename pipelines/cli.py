@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
-from pipelines.config import Config, config_as_yaml, load_config
-from pipelines.errors import ConfigError, MlpipeError
-from pipelines.steps import STEPS
-from pipelines.steps.base import Step
+from pipelines.orchestration.catalogue import STEPS
+from pipelines.platform.config import Config, config_as_yaml, load_config
+from pipelines.platform.errors import ConfigError, MlpipeError
+from pipelines.platform.step import Step
 
 log = logging.getLogger("mlpipe")
 
@@ -93,7 +93,7 @@ def serve(model_uri: str, watch: bool, replicas: int | None) -> int:
     --set serving.port=8081 --set serving.max_batch_size=128; `--replicas N` is
     shorthand for --set serving.replicas=N.
     """
-    from pipelines.tracking import configure_tracking
+    from pipelines.platform.tracking import configure_tracking
     from serving.server import serve as serve_model
 
     config = current_config()
@@ -103,6 +103,24 @@ def serve(model_uri: str, watch: bool, replicas: int | None) -> int:
         settings = type(settings).model_validate({**settings.model_dump(), "replicas": replicas})
     serve_model(model_uri, settings, watch=watch)
     return 0
+
+
+@cli.group()
+def services() -> None:
+    """Local stand-ins for a team's shared services (conf/team.yaml), for a trial."""
+
+
+@services.command()
+@config_options
+def up() -> int:
+    """Start the object store, PostgreSQL, the MLflow server and a Spark cluster; Ctrl-C stops.
+
+    They listen where the config points the pipeline (object_store.endpoint,
+    mlflow.tracking_uri, spark.master): use it with --env team.
+    """
+    from pipelines.services.up import services_up
+
+    return services_up(current_config())
 
 
 @cli.command()
@@ -121,10 +139,12 @@ def ui() -> int:
 @config_options
 def run(start: str | None, only: tuple[str, ...], force: bool) -> int:
     """Run the whole pipeline (the DAG in conf/pipeline.yaml); exit 1 if a step failed."""
-    from pipelines.runner import FAILED, format_outcomes, run_pipeline
-    from pipelines.scheduler import run_locked
+    from pipelines.orchestration.runner import FAILED, format_outcomes, run_pipeline
+    from pipelines.orchestration.scheduler import run_locked
+    from pipelines.platform.preflight import check_services
 
     config = current_config()
+    check_services(config)  # before the lock, which lives on the same store
     outcomes = run_locked(config, lambda: run_pipeline(config, start=start, only=only,
                                                        force=force))
     click.echo(format_outcomes(outcomes))
@@ -137,8 +157,8 @@ def run(start: str | None, only: tuple[str, ...], force: bool) -> int:
 @config_options
 def schedule(cron: str | None, max_runs: int | None) -> int:
     """Run the pipeline on a cron schedule until interrupted."""
-    from pipelines.runner import format_outcomes, run_pipeline
-    from pipelines.scheduler import run_schedule
+    from pipelines.orchestration.runner import format_outcomes, run_pipeline
+    from pipelines.orchestration.scheduler import run_schedule
 
     config = current_config()
 
@@ -159,8 +179,8 @@ def schedule(cron: str | None, max_runs: int | None) -> int:
 @config_options
 def submit(step_name: str, step_args: tuple[str, ...], dry_run: bool) -> int:
     """Run STEP's job with spark-submit against spark.master, shipping the code as a zip."""
-    from pipelines.config import resolve_conf_dir
-    from pipelines.submit import submit as submit_job
+    from pipelines.orchestration.submit import submit as submit_job
+    from pipelines.platform.config import resolve_conf_dir
 
     store = click.get_current_context().find_root().meta.get("mlpipe", {"overrides": []})
     conf_dir = resolve_conf_dir(store.get("conf_dir")).resolve()
@@ -174,7 +194,7 @@ def bench(names: tuple[str, ...]) -> int:
     """Run the benchmarks in bench/ (all, or the NAMES given); results in bench/RESULTS.md."""
     import subprocess
 
-    from pipelines.submit import PROJECT_ROOT
+    from pipelines.orchestration.submit import PROJECT_ROOT
 
     return subprocess.call([sys.executable, "-m", "bench", *names], cwd=PROJECT_ROOT)
 
@@ -183,7 +203,7 @@ def step_command(step: Step) -> click.Command:
     """A ``mlpipe step NAME`` command that runs ``step`` with its own options."""
 
     def invoke(**options: Any) -> int:
-        from pipelines.runtime import run_step
+        from pipelines.orchestration.step_runner import run_step
 
         result = run_step(step, current_config(), **options)
         if result.headline:

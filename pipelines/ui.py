@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pipelines.config import Config
-from pipelines.tracking import configure_tracking
+from pipelines.platform.config import Config
+from pipelines.platform.tracking import configure_tracking
 
 
 def ui_command(config: Config) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from pipelines.config import Config, load_config
-from pipelines.spark import build_spark_session
+from pipelines.platform.config import Config, load_config
+from pipelines.platform.spark import build_spark_session
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
@@ -47,3 +47,10 @@ def spark(session_root: Path) -> Iterator[SparkSession]:
 def config(tmp_path: Path) -> Config:
     """A config whose data root is this test's own temporary folder."""
     return make_config(tmp_path / "data")
+
+
+# The team's real services (object store, PostgreSQL, tracking server), one set per session.
+from tests.support.services import team_services  # noqa: E402, F401
+
+# One Spark standalone cluster per session, for the jobs under spark-submit and the team run.
+from tests.support.spark_cluster import spark_cluster  # noqa: E402, F401

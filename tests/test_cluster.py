@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from pipelines.services.spark_cluster import SparkCluster
 from tests.conftest import CONF_DIR, REPO_ROOT
 from tests.support.processes import BIN_DIR
-from tests.support.spark_cluster import standalone_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -37,32 +37,35 @@ def bare_python(folder: Path) -> Path:
     return wrapper
 
 
-def test_jobs_run_on_executors_with_the_shipped_code(tmp_path: Path) -> None:
+def test_jobs_run_on_executors_with_the_shipped_code(tmp_path: Path,
+                                                    spark_cluster: SparkCluster) -> None:
     data_root = tmp_path / "data"
-    with standalone_cluster(tmp_path / "cluster") as cluster:
-        settings = [*SLICE, f"data_root={data_root}", f"spark.master={cluster.master_url}",
-                    f"spark.conf.spark.pyspark.python={bare_python(tmp_path)}",
-                    "spark.conf.spark.executor.memory=1g",
-                    "spark.conf.spark.sql.shuffle.partitions=4"]
-        flags = [arg for item in settings for arg in ("--set", item)]
+    settings = [*SLICE, f"data_root={data_root}", f"spark.master={spark_cluster.url}",
+                "spark.app_name=shipped-code",
+                f"spark.conf.spark.pyspark.python={bare_python(tmp_path)}",
+                "spark.conf.spark.executor.memory=1g",
+                "spark.conf.spark.sql.shuffle.partitions=4"]
+    flags = [arg for item in settings for arg in ("--set", item)]
 
-        def mlpipe(*args: str) -> subprocess.CompletedProcess:
-            return subprocess.run([str(BIN_DIR / "mlpipe"), "--config", str(CONF_DIR), *flags,
-                                   *args], capture_output=True, text=True, timeout=900,
-                                  cwd=REPO_ROOT)
+    def mlpipe(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN_DIR / "mlpipe"), "--config", str(CONF_DIR), *flags,
+                               *args], capture_output=True, text=True, timeout=900,
+                              cwd=REPO_ROOT)
 
-        seeded = mlpipe("step", "seed")
-        assert seeded.returncode == 0, seeded.stderr[-3000:]
-        for step in ("ingest", "features", "train_regression"):
-            result = mlpipe("submit", step)
-            assert result.returncode == 0, f"{step}:\n{result.stderr[-5000:]}"
-        applications = [app["name"] for app in cluster.status()["completedapps"]]
+    seeded = mlpipe("step", "seed")
+    assert seeded.returncode == 0, seeded.stderr[-3000:]
+    for step in ("ingest", "features", "train_regression"):
+        result = mlpipe("submit", step)
+        assert result.returncode == 0, f"{step}:\n{result.stderr[-5000:]}"
+    applications = [app["name"] for app in spark_cluster.master.status()["completedapps"]
+                    if app["name"].startswith("shipped-code-")]
 
-    assert sorted(applications) == ["mlpipe-features", "mlpipe-ingest",
-                                    "mlpipe-train_regression"]
+    assert sorted(applications) == ["shipped-code-features", "shipped-code-ingest",
+                                    "shipped-code-train_regression"]
     bronze = DeltaTable(str(data_root / "lake" / "bronze" / "flights")).to_pandas()
     features = DeltaTable(str(data_root / "lake" / "silver" / "flight_features")).to_pandas()
     assert len(bronze) > 0 and 0 < len(features) <= len(bronze)
     assert set(features["split"]) == {"train", "validation", "test"}
-    shipped = list((tmp_path / "cluster").rglob("mlpipe.zip"))
+    shipped = [archive for worker in spark_cluster.workers
+               for archive in worker.work_dir.rglob("mlpipe.zip")]
     assert shipped, "no executor received the code archive"

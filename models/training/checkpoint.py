@@ -2,18 +2,21 @@
 
 One ``.npz`` rather than Keras' own format because the optimizer's slots and the
 early-stopping state must come back together with the weights for ``--resume`` to
-continue exactly where a crashed job stopped.
+continue exactly where a crashed job stopped. It is built in memory and written in one
+piece through :class:`~models.storage.Storage`, so a local folder and the object store
+both hold the previous checkpoint or the new one, never a torn file.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import keras
 import numpy as np
+
+from models.storage import Storage
 
 
 @dataclass
@@ -26,27 +29,27 @@ class LoopState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def save_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                    state: LoopState, best_weights: list[np.ndarray]) -> None:
-    """Write the checkpoint next to ``path`` and rename it into place (no torn files)."""
+def save_checkpoint(storage: Storage, location: str, model: keras.Model,
+                    optimizer: keras.optimizers.Optimizer, state: LoopState,
+                    best_weights: list[np.ndarray]) -> None:
+    """Replace the checkpoint at ``location`` with one whole-file write."""
     arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
     arrays |= {f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
     arrays |= {f"best_{i}": w for i, w in enumerate(best_weights)}
     arrays["state"] = np.array(json.dumps(asdict(state)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial.npz")
-    np.savez(partial, **arrays)
-    os.replace(partial, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    storage.write_bytes(location, buffer.getvalue())
 
 
-def load_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer
-                    ) -> tuple[LoopState, list[np.ndarray]]:
+def load_checkpoint(storage: Storage, location: str, model: keras.Model,
+                    optimizer: keras.optimizers.Optimizer) -> tuple[LoopState, list[np.ndarray]]:
     """Restore weights and optimizer slots in place; return the loop state and best weights."""
-    with np.load(path) as arrays:
+    with np.load(io.BytesIO(storage.read_bytes(location))) as arrays:
         for prefix, variables in (("model", model.variables), ("optimizer", optimizer.variables)):
             stored = sum(1 for key in arrays.files if key.startswith(f"{prefix}_"))
             if stored != len(variables):
-                raise ValueError(f"{path} holds {stored} {prefix} variables, the model has "
+                raise ValueError(f"{location} holds {stored} {prefix} variables, the model has "
                                  f"{len(variables)}: it was written by a different model")
             for i, variable in enumerate(variables):
                 variable.assign(arrays[f"{prefix}_{i}"])

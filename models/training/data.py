@@ -3,6 +3,8 @@
 The file list comes from the Delta log at the pinned version (delta-rs, no Spark),
 so a worker reads exactly the data the driver logged and never more; files are
 dealt round-robin to ranks, so shards are disjoint and nothing passes through a driver.
+The log and the files are reached through :class:`~models.storage.Storage`: a local
+table or one on the object store, read alike by ranks on any host.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import tensorflow as tf
 from deltalake import DeltaTable
 
+from models.storage import Storage
 from models.training.encoding import Encoder
 
 SPLIT_COLUMN = "split"
@@ -25,7 +29,7 @@ SPLIT_COLUMN = "split"
 
 @dataclass(frozen=True)
 class Shard:
-    """The Parquet files of one rank for one split.
+    """The Parquet files of one rank for one split, as paths within ``filesystem``.
 
     ``row_filter`` when files mix splits; ``rows = (rank, size)`` keeps every
     ``size``-th row from ``rank`` when the table has fewer files than there are ranks.
@@ -34,12 +38,13 @@ class Shard:
     files: tuple[str, ...]
     split: str
     row_filter: bool
+    filesystem: pafs.FileSystem
     rows: tuple[int, int] = (0, 1)
 
     def frames(self, columns: list[str]) -> Iterator[pd.DataFrame]:
         """One DataFrame per file, only this shard's rows of the split and the named columns."""
-        for uri in self.files:
-            table = pq.read_table(uri, columns=list(dict.fromkeys(
+        for path in self.files:
+            table = pq.read_table(path, filesystem=self.filesystem, columns=list(dict.fromkeys(
                 [*columns, SPLIT_COLUMN] if self.row_filter else columns)))
             if self.row_filter:
                 table = table.filter(pc.equal(table[SPLIT_COLUMN], self.split))
@@ -50,28 +55,36 @@ class Shard:
     def count_rows(self) -> int:
         """Rows of this shard, from Parquet footers when files hold one split."""
         start, step = self.rows
-        return sum(len(range(start, self._split_rows(uri), step)) for uri in self.files)
+        return sum(len(range(start, self._split_rows(path), step)) for path in self.files)
 
-    def _split_rows(self, uri: str) -> int:
+    def _split_rows(self, path: str) -> int:
         if not self.row_filter:
-            return pq.ParquetFile(uri).metadata.num_rows
-        split = pq.read_table(uri, columns=[SPLIT_COLUMN])[SPLIT_COLUMN]
+            return pq.read_metadata(path, filesystem=self.filesystem).num_rows
+        split = pq.read_table(path, filesystem=self.filesystem,
+                              columns=[SPLIT_COLUMN])[SPLIT_COLUMN]
         return pc.sum(pc.equal(split, self.split)).as_py() or 0
 
 
-def shard_files(table_path: str, version: int, split: str, rank: int, size: int) -> Shard:
+def shard_files(storage: Storage, table_path: str, version: int, split: str, rank: int,
+                size: int) -> Shard:
     """Rank ``rank`` of ``size``'s part of ``split`` at ``version`` of the table.
 
     Whole files, dealt round-robin, when there are enough; otherwise every rank reads
     all files and keeps its own rows (correct, but each rank reads everything).
     """
-    table = DeltaTable(table_path, version=version)
+    uri, options = storage.delta_options(table_path)
+    table = DeltaTable(uri, version=version, storage_options=options or None)
     partitioned = SPLIT_COLUMN in table.metadata().partition_columns
-    files = sorted(table.file_uris(partition_filters=[(SPLIT_COLUMN, "=", split)])
-                   if partitioned else table.file_uris())
+    uris = (table.file_uris(partition_filters=[(SPLIT_COLUMN, "=", split)])
+            if partitioned else table.file_uris())
+    # delta-rs names files by URI (s3://bucket/key on the store); pyarrow wants paths.
+    filesystem = storage.resolve(table_path)[0]
+    files = sorted(storage.resolve(file_uri)[1] for file_uri in uris)
     if len(files) >= size:
-        return Shard(tuple(files[rank::size]), split, row_filter=not partitioned)
-    return Shard(tuple(files), split, row_filter=not partitioned, rows=(rank, size))
+        return Shard(tuple(files[rank::size]), split, row_filter=not partitioned,
+                     filesystem=filesystem)
+    return Shard(tuple(files), split, row_filter=not partitioned, filesystem=filesystem,
+                 rows=(rank, size))
 
 
 def encode_frame(frame: pd.DataFrame, encoder: Encoder, label: str

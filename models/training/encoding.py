@@ -2,21 +2,23 @@
 
 A feature spec (``models.features``) satisfies :class:`Encoder` through a thin adapter;
 tests use small encoders of their own. ``encoder_from`` resolves the ``module:factory``
-string a :class:`~models.training.task.TrainTask` carries.
+string a :class:`~models.training.task.TrainTask` carries. A factory gets the text of
+its spec file, not the file: the worker reads it through the task's storage (a local
+folder or the object store), the logged pyfunc from its local artifact, and neither
+kind of reading leaks into the encoders.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from models.features.encode_pandas import RawColumns
 from models.features.fields import RAW_FIELDS
-from models.features.spec import FeatureSpec, load_spec
+from models.features.spec import FeatureSpec
 from models.keras.sequence import WINDOW_INPUT
 from models.keras.tabular import NUMERIC_INPUT
 
@@ -46,11 +48,11 @@ class TabularEncoder(Encoder, Protocol):
     def numeric_width(self) -> int: ...
 
 
-def encoder_from(reference: str, argument: str) -> Encoder:
-    """Call the factory named ``"package.module:function"`` with ``argument``."""
+def encoder_from(reference: str, spec: str) -> Encoder:
+    """Call the factory named ``"package.module:function"`` with the spec file's text."""
     module, _, attribute = reference.partition(":")
     factory = getattr(importlib.import_module(module), attribute)
-    return factory(argument)
+    return factory(spec)
 
 
 class FlightEncoder:
@@ -85,9 +87,9 @@ class FlightEncoder:
         return inputs
 
 
-def flight_encoder(path: str) -> FlightEncoder:
-    """Factory for tasks: ``path`` is a feature spec file written by the features step."""
-    return FlightEncoder(load_spec(path))
+def flight_encoder(spec: str) -> FlightEncoder:
+    """Factory for tasks: ``spec`` is a feature spec (JSON) written by the features step."""
+    return FlightEncoder(FeatureSpec.from_json(spec))
 
 
 class WindowEncoder:
@@ -113,6 +115,6 @@ class WindowEncoder:
         return {WINDOW_INPUT: windows}
 
 
-def window_encoder(path: str) -> WindowEncoder:
-    """Factory for tasks: ``path`` names a JSON file ``{"window_column": ...}``."""
-    return WindowEncoder(**json.loads(Path(path).read_text()))
+def window_encoder(spec: str) -> WindowEncoder:
+    """Factory for tasks: ``spec`` is the JSON ``{"window_column": ...}``."""
+    return WindowEncoder(**json.loads(spec))

@@ -2,6 +2,8 @@
 
 Each launcher runs the same worker (:mod:`models.training.worker`) and returns one
 result per rank; a worker that dies fails the whole job with its output, never a hang.
+Task, results and launch logs live in the task's output folder, a local path or an
+object-store URI, reached through the task's storage.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.storage import Storage, is_remote, join, local_path
 from models.training.task import TrainTask
 
 log = logging.getLogger(__name__)
@@ -52,14 +57,23 @@ def horovod_env(settings: LaunchSettings) -> dict[str, str]:
             "HOROVOD_CYCLE_TIME": str(settings.cycle_time_ms)}
 
 
-def worker_command(python: str, task_file: str | Path) -> list[str]:
-    return [python, "-m", WORKER_MODULE, str(task_file)]
+def worker_command(python: str, task_file: str,
+                   object_store: dict[str, Any] | None = None) -> list[str]:
+    """The worker on ``task_file``; one on the object store comes with the settings that
+    reach it (plain values: the credentials stay in the environment)."""
+    if not is_remote(task_file):
+        return [python, "-m", WORKER_MODULE, task_file]
+    if not object_store:
+        raise ValueError(f"{task_file}: workers need the object_store settings to read it")
+    return [python, "-m", WORKER_MODULE, task_file,
+            "--object-store", json.dumps(object_store, sort_keys=True)]
 
 
-def local_command(settings: LaunchSettings, task_file: str | Path) -> list[str]:
+def local_command(settings: LaunchSettings, task_file: str,
+                  object_store: dict[str, Any] | None = None) -> list[str]:
     """``horovodrun --gloo`` with every rank on this host, talking over one interface."""
     return [*gloo_launcher(settings, [f"localhost:{settings.num_proc}"]),
-            *worker_command(sys.executable, task_file)]
+            *worker_command(sys.executable, task_file, object_store)]
 
 
 def gloo_launcher(settings: LaunchSettings, hosts: Sequence[str]) -> list[str]:
@@ -74,9 +88,9 @@ def gloo_launcher(settings: LaunchSettings, hosts: Sequence[str]) -> list[str]:
 
 def run_local(task: TrainTask, settings: LaunchSettings) -> list[dict[str, Any]]:
     """Train with ``horovodrun`` on this host; the results of all ranks, rank 0 first."""
-    command = local_command(settings, task.write())
-    run_command(command, {**os.environ, **horovod_env(settings)}, settings.timeout_s,
-                Path(task.output_dir) / "horovodrun.log")
+    command = local_command(settings, task.write(), task.object_store)
+    run_logged(command, {**os.environ, **horovod_env(settings)}, settings.timeout_s,
+               task.storage, join(task.output_dir, "horovodrun.log"))
     return collect_results(task, settings.num_proc)
 
 
@@ -89,7 +103,6 @@ def run_spark(task: TrainTask, settings: LaunchSettings) -> list[dict[str, Any]]
 
     from models.training.worker import run_task
 
-    Path(task.output_dir).mkdir(parents=True, exist_ok=True)
     try:
         results = horovod.spark.run(run_task, args=(task.to_json(),),
                                     num_proc=settings.num_proc,
@@ -101,14 +114,36 @@ def run_spark(task: TrainTask, settings: LaunchSettings) -> list[dict[str, Any]]
     return check_results(sorted(results, key=lambda r: r["rank"]))
 
 
+def run_logged(command: Sequence[str], env: dict[str, str], timeout_s: float,
+               storage: Storage, log_location: str) -> None:
+    """:func:`run_command` with its log at ``log_location``, a local path or a URI.
+
+    A launcher can only write to a local file: a log bound for the object store is
+    written to a temporary folder and uploaded when the launch ends, failed or not.
+    """
+    if not is_remote(log_location):
+        run_command(command, env, timeout_s, local_path(log_location))
+        return
+    with tempfile.TemporaryDirectory(prefix="mlpipe-launch-") as folder:
+        local_log = os.path.join(folder, posixpath.basename(log_location))
+        try:
+            run_command(command, env, timeout_s, local_log, shown_as=log_location)
+        finally:
+            try:
+                storage.upload(local_log, log_location)
+            except OSError as exc:  # the launch's own outcome matters more than its log
+                log.warning("could not upload the launch log to %s: %s", log_location, exc)
+
+
 def run_command(command: Sequence[str], env: dict[str, str], timeout_s: float,
-                log_path: Path) -> None:
-    """Run a launcher, echoing its output to the log; kill its process group on timeout."""
+                log_path: str | os.PathLike[str], *, shown_as: str | None = None) -> None:
+    """Run a launcher, echoing its output to the local ``log_path``; kill its process
+    group on timeout. ``shown_as`` names the log in errors when it is kept elsewhere."""
     log.info("launching: %s", " ".join(command))
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
     errors: list[str] = []
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as sink:
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as sink:
         process = subprocess.Popen(list(command), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, env=env,
                                    start_new_session=True)
@@ -130,7 +165,7 @@ def run_command(command: Sequence[str], env: dict[str, str], timeout_s: float,
     if code != 0:
         reason = (f"timed out after {timeout_s:.0f} s and was killed" if expired.is_set()
                   else f"exited with code {code}")
-        raise TrainingFailed(f"{command[0]} {reason}; full log {log_path}\n"
+        raise TrainingFailed(f"{command[0]} {reason}; full log {shown_as or log_path}\n"
                              f"first worker errors:\n{chr(10).join(errors) or '(none)'}\n"
                              "last lines:\n" + "\n".join(tail))
 
@@ -144,10 +179,11 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 def collect_results(task: TrainTask, size: int) -> list[dict[str, Any]]:
     """Every rank's result file, checked for completeness and agreement."""
-    missing = [rank for rank in range(size) if not task.rank_result_path(rank).exists()]
+    storage = task.storage
+    missing = [rank for rank in range(size) if not storage.exists(task.rank_result_path(rank))]
     if missing:
         raise TrainingFailed(f"ranks {missing} wrote no result to {task.output_dir}")
-    return check_results([json.loads(task.rank_result_path(rank).read_text())
+    return check_results([json.loads(storage.read_text(task.rank_result_path(rank)))
                           for rank in range(size)])
 
 

@@ -6,14 +6,18 @@ so the command documented in docs/horovod-clusters.md is tested.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from models.storage import is_remote
 from models.training.launch import LaunchSettings, horovod_env, worker_command
 
 # Exported from the launching shell as they are: where the virtualenv and CUDA live.
 PASS_THROUGH = ("PATH", "LD_LIBRARY_PATH")
+# The object store's credentials, exported by name to ranks that read the task from the
+# store, so that their values appear on no command line and in no file.
+STORE_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,16 @@ def mpi_environment(mpi: MpiSettings, launch: LaunchSettings) -> dict[str, str]:
     return {**env, **mpi.env}
 
 
-def mpi_command(mpi: MpiSettings, launch: LaunchSettings, task_file: str | Path) -> list[str]:
-    """``mpirun`` over all slots running the training worker."""
-    return [*mpi_launcher(mpi, launch), *worker_command(mpi.python, task_file)]
+def mpi_command(mpi: MpiSettings, launch: LaunchSettings, task_file: str,
+                object_store: dict[str, Any] | None = None) -> list[str]:
+    """``mpirun`` over all slots running the training worker on ``task_file``.
+
+    A task on the object store also exports the store's credentials that are set here.
+    """
+    credentials = ([arg for key in STORE_CREDENTIALS if key in os.environ
+                    for arg in ("-x", key)] if is_remote(task_file) else [])
+    return [*mpi_launcher(mpi, launch), *credentials,
+            *worker_command(mpi.python, task_file, object_store)]
 
 
 def mpi_launcher(mpi: MpiSettings, launch: LaunchSettings) -> list[str]:

@@ -8,6 +8,7 @@ themselves and want the speed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import keras
 import mlflow.pyfunc
@@ -25,7 +26,7 @@ class EncodedKerasModel(mlflow.pyfunc.PythonModel):
     """``predict(DataFrame of raw records) -> one prediction per row`` (probability or minutes).
 
     ``model_config["encoder"]`` names the encoder factory; the factory gets the
-    ``encoder_spec`` artifact, so the model carries its vocabularies and scaling.
+    text of the ``encoder_spec`` artifact, so the model carries its vocabularies and scaling.
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -34,7 +35,7 @@ class EncodedKerasModel(mlflow.pyfunc.PythonModel):
         import models.training.loop  # noqa: F401
 
         self.encoder = encoder_from(context.model_config["encoder"],
-                                    context.artifacts[ENCODER_ARTIFACT])
+                                    Path(context.artifacts[ENCODER_ARTIFACT]).read_text())
         self.model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
         self._graph = CompiledForward(self.model, jit_compile=False)
         self._xla = CompiledForward(self.model, jit_compile=True)

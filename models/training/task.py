@@ -2,16 +2,23 @@
 
 Workers start in fresh processes (horovodrun, Spark tasks, mpirun on other hosts), so
 everything they need travels in one serialisable object rather than in Python state.
+Every location in it is a string (a local path or an ``s3a://`` URI) read and written
+through :class:`~models.storage.Storage`, so ranks on other hosts reach the same files.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from functools import cached_property
 from typing import Any, Literal
 
+from models.storage import ObjectStoreSettings, Storage, is_remote, join
+
 TASK_FILE = "task.json"
+# What a task without object-store settings uses: it names local locations only, which
+# never reach the object store, so none of these values is ever read.
+LOCAL_ONLY = ObjectStoreSettings(endpoint="", region="", path_style=True, connect_timeout_s=0.0)
 
 
 @dataclass(frozen=True)
@@ -35,13 +42,20 @@ class Runtime:
     fp16_allreduce: bool
 
 
+def storage_for(object_store: dict[str, Any] | None) -> Storage:
+    """The storage every rank builds from the same plain settings (credentials: environment)."""
+    return Storage(ObjectStoreSettings(**object_store) if object_store else LOCAL_ONLY)
+
+
 @dataclass(frozen=True)
 class TrainTask:
     """One training job: data at a pinned version, model, schedule, and where results go.
 
-    ``encoder`` is ``"module:factory"``; the factory gets ``encoder_arg`` (a spec file,
-    say) and returns the object that turns raw records into model inputs, so the
-    worker knows nothing about any particular feature set.
+    ``encoder`` is ``"module:factory"``; the factory gets the text of the file at
+    ``encoder_arg`` (a spec, say) and returns the object that turns raw records into
+    model inputs, so the worker knows nothing about any particular feature set.
+    ``object_store`` is :meth:`ObjectStoreSettings.as_dict`, needed when any location
+    is on the object store.
     """
 
     kind: Literal["tabular", "sequence"]
@@ -58,13 +72,25 @@ class TrainTask:
     resume: bool = False
     tracking_uri: str | None = None
     run_id: str | None = None
+    object_store: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        remote = [loc for loc in (self.table_path, self.encoder_arg, self.output_dir)
+                  if is_remote(loc)]
+        if remote and not self.object_store:
+            raise ValueError(f"{', '.join(remote)}: a task on the object store needs its "
+                             "object_store settings")
+
+    @cached_property
+    def storage(self) -> Storage:
+        return storage_for(self.object_store)
 
     @property
-    def checkpoint_path(self) -> Path:
-        return Path(self.output_dir) / "checkpoint.npz"
+    def checkpoint_path(self) -> str:
+        return join(self.output_dir, "checkpoint.npz")
 
-    def rank_result_path(self, rank: int) -> Path:
-        return Path(self.output_dir) / f"rank-{rank}.json"
+    def rank_result_path(self, rank: int) -> str:
+        return join(self.output_dir, f"rank-{rank}.json")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -76,13 +102,16 @@ class TrainTask:
         data["runtime"] = Runtime(**data["runtime"])
         return cls(**data)
 
-    def write(self) -> Path:
+    def write(self) -> str:
         """Save as ``<output_dir>/task.json``, the one argument every worker gets."""
-        path = Path(self.output_dir) / TASK_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json())
-        return path
+        location = join(self.output_dir, TASK_FILE)
+        self.storage.write_text(location, self.to_json())
+        return location
 
     @classmethod
-    def read(cls, path: str | Path) -> TrainTask:
-        return cls.from_json(Path(path).read_text())
+    def read(cls, location: str, object_store: dict[str, Any] | None = None) -> TrainTask:
+        """Read a task file; one on the object store needs the settings to reach it."""
+        if is_remote(location) and not object_store:
+            raise ValueError(f"{location}: reading a task file on the object store needs "
+                             "its object_store settings")
+        return cls.from_json(storage_for(object_store).read_text(location))

@@ -60,7 +60,10 @@ class RunLog:
 
     def model(self, model: keras.Model, encoder: str, encoder_spec: str,
               example: pd.DataFrame) -> str:
-        """Log the pyfunc (encoder + Keras model) with a signature inferred from ``example``."""
+        """Log the pyfunc (encoder + Keras model) with a signature inferred from ``example``.
+
+        ``encoder_spec`` is a local file, which MLflow copies into the model.
+        """
         with tempfile.TemporaryDirectory() as folder:
             keras_path = Path(folder) / "model.keras"
             model.save(keras_path)
@@ -73,3 +76,12 @@ class RunLog:
                     pip_requirements=[f"{name}=={importlib.metadata.version(name)}"
                                       for name in REQUIREMENTS])
         return f"runs:/{self.run_id}/{MODEL_NAME}"
+
+    def model_with_spec(self, model: keras.Model, encoder: str, spec_name: str, spec: str,
+                        example: pd.DataFrame) -> str:
+        """:meth:`model` for a spec held as text: a worker reads it from the task's storage,
+        which may be the object store, and MLflow packages only local files."""
+        with tempfile.TemporaryDirectory() as folder:
+            spec_file = Path(folder) / spec_name
+            spec_file.write_text(spec)
+            return self.model(model, encoder, str(spec_file), example)

@@ -1,15 +1,19 @@
-"""One Horovod rank: ``python -m models.training.worker TASK.json`` (or ``run_task`` on Spark).
+"""One Horovod rank: ``python -m models.training.worker TASK`` (or ``run_task`` on Spark).
 
 The order is ARCHITECTURE.md's convention 4: init -> pin the device -> shard the data
 -> scale the learning rate with warm-up -> averaged gradients -> broadcast the initial
 state from rank 0 -> averaged metrics -> checkpoint and log on rank 0 only.
+``TASK`` is a task file's location, local or on the object store (then with
+``--object-store SETTINGS``, the JSON of the settings that reach it).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
+import posixpath
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -40,10 +44,12 @@ def train(task: TrainTask) -> dict[str, Any]:
     loss_scaling = set_precision(task.schedule.mixed_precision, on_gpu)
     keras.utils.set_random_seed(task.seed + hvd.rank())  # Horovod: own dropout masks per rank
     problem = PROBLEMS[task.kind]
-    encoder = encoder_from(task.encoder, task.encoder_arg)
+    storage = task.storage
+    encoder_spec = storage.read_text(task.encoder_arg)
+    encoder = encoder_from(task.encoder, encoder_spec)
     schedule = task.schedule
 
-    shards = {split: shard_files(task.table_path, task.table_version, split,
+    shards = {split: shard_files(storage, task.table_path, task.table_version, split,
                                  hvd.rank(), hvd.size())  # Horovod: this rank's files
               for split in ("train", "validation", "test")}
     sample_inputs, _ = first_block(shards["train"], encoder, task.label)
@@ -69,8 +75,8 @@ def train(task: TrainTask) -> dict[str, Any]:
                       task.runtime.fp16_allreduce)
 
     state, best_weights = LoopState(), [v.numpy() for v in model.variables]
-    if task.resume and hvd.rank() == 0 and task.checkpoint_path.exists():
-        state, best_weights = load_checkpoint(task.checkpoint_path, model, optimizer)
+    if task.resume and hvd.rank() == 0 and storage.exists(task.checkpoint_path):
+        state, best_weights = load_checkpoint(storage, task.checkpoint_path, model, optimizer)
         log.info("resuming after epoch %d from %s", state.epoch, task.checkpoint_path)
     broadcast_state(model, optimizer)  # Horovod: every rank starts from rank 0's state
     state = hvd.broadcast_object(state, root_rank=0)  # Horovod: and at rank 0's epoch
@@ -96,7 +102,8 @@ def train(task: TrainTask) -> dict[str, Any]:
         stop = hvd.broadcast_object(state.wait >= schedule.patience,  # Horovod: one decision
                                     root_rank=0)
         if hvd.rank() == 0:  # Horovod: one writer
-            save_checkpoint(task.checkpoint_path, model, optimizer, state, best_weights)
+            save_checkpoint(storage, task.checkpoint_path, model, optimizer, state,
+                            best_weights)
             log.info("epoch %d/%d: %s", epoch + 1, schedule.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
             if run_log:
@@ -120,8 +127,9 @@ def train(task: TrainTask) -> dict[str, Any]:
         if state.history:
             run_log.learning_curve(state.history, problem.monitor)
         example = next(shards["train"].frames(encoder.columns)).head(5)
-        result["model_uri"] = run_log.model(model, task.encoder, task.encoder_arg, example)
-    task.rank_result_path(hvd.rank()).write_text(json.dumps(result, indent=2))
+        result["model_uri"] = run_log.model_with_spec(
+            model, task.encoder, posixpath.basename(task.encoder_arg), encoder_spec, example)
+    storage.write_text(task.rank_result_path(hvd.rank()), json.dumps(result, indent=2))
     return result
 
 
@@ -173,11 +181,14 @@ def configure_logging() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        raise SystemExit("usage: python -m models.training.worker TASK.json")
+    parser = argparse.ArgumentParser(prog="python -m models.training.worker",
+                                     description="One Horovod rank of a training task.")
+    parser.add_argument("task", help="the task file: a local path or an object-store URI")
+    parser.add_argument("--object-store", type=json.loads, default=None,
+                        help="JSON of the settings that reach a task file on the object store")
+    args = parser.parse_args(argv)
     configure_logging()
-    train(TrainTask.read(args[0]))
+    train(TrainTask.read(args.task, args.object_store))
     return 0
 
 

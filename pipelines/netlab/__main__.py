@@ -95,9 +95,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _probe(cluster: Cluster, args: argparse.Namespace) -> int:
-    from pipelines.config import load_config
     from pipelines.netlab.allreduce import allreduce_times
-    from pipelines.steps.deep_training import launch_settings
+    from pipelines.platform.config import load_config
+    from pipelines.training.horovod import launch_settings
 
     settings = launch_settings(load_config(env=args.env, conf_dir=args.config))
     times = allreduce_times(cluster, args.launcher, args.sizes, settings, args.profiles,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -9,11 +10,15 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from pipelines.config import Config
-from pipelines.seed import seed_landing
-from pipelines.steps import features, ingest
-from pipelines.steps.base import StepContext, StepResult
-from tests.conftest import make_config
+from models.features import FeatureSpec
+from models.storage import join
+from pipelines.features.step import FEATURES
+from pipelines.ingest.seed import seed_landing
+from pipelines.ingest.step_ingest import INGEST
+from pipelines.platform.config import Config
+from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.step import StepContext, StepResult
+from tests.conftest import CONF_DIR, make_config
 
 GOOD_FLIGHT = ("2013,1,1,517,515,2.0,830,819,11.0,UA,1545,N14228,EWR,IAH,227.0,1400,5,15,"
                "2013-01-01T10:00:00Z")
@@ -21,7 +26,7 @@ GOOD_FLIGHT = ("2013,1,1,517,515,2.0,830,819,11.0,UA,1545,N14228,EWR,IAH,227.0,1
 
 def flight_line(**changes: str) -> str:
     """The good flight line with some fields replaced (by column name)."""
-    from pipelines.sources import FLIGHTS
+    from pipelines.ingest.sources import FLIGHTS
 
     values = dict(zip(FLIGHTS.columns, GOOD_FLIGHT.split(","), strict=True))
     values.update(changes)
@@ -43,12 +48,26 @@ BAD_FLIGHTS = {
 CANCELLED = flight_line(dep_time="", dep_delay="", arr_time="", arr_delay="", air_time="")
 
 
-def write_bad_flights(landing: Path, name: str = "bad-rows.csv") -> Path:
-    from pipelines.sources import FLIGHTS
+def write_bad_flights(layout: Layout, name: str = "bad-rows.csv") -> str:
+    from pipelines.ingest.sources import FLIGHTS
 
-    path = landing / "flights" / name
-    path.write_text("\n".join([FLIGHTS.header, *BAD_FLIGHTS, CANCELLED]) + "\n")
-    return path
+    location = join(layout.landing("flights"), name)
+    layout.storage.write_text(location, "\n".join([FLIGHTS.header, *BAD_FLIGHTS, CANCELLED]) + "\n")
+    return location
+
+
+def landing_rows(layout: Layout, source: str) -> int:
+    """Data lines in a source's landing folder (each file's header excluded)."""
+    folder = layout.landing(source)
+    return sum(len(layout.storage.read_text(join(folder, name)).splitlines()) - 1
+               for name, _ in layout.storage.list_files(folder) if name.endswith(".csv"))
+
+
+def saved_spec(config: Config, version: int) -> FeatureSpec:
+    """The feature spec the features step fitted on ``version`` of the feature table."""
+    layout = Layout.of(config)
+    return FeatureSpec.from_json(layout.storage.read_text(layout.feature_spec(FEATURE_TABLE,
+                                                                              version)))
 
 
 def step_context(config: Config, spark: SparkSession, run_id: str) -> StepContext:
@@ -63,14 +82,22 @@ class SeededLake:
     features: StepResult
 
 
+@pytest.fixture
+def project_conf(tmp_path: Path) -> Path:
+    """A copy of the project's conf/ without a personal overlay; tests may add files freely."""
+    folder = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, folder, ignore=shutil.ignore_patterns("local.yaml"))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def seeded_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> SeededLake:
     """Days on both sides of each split boundary, plus hand-made bad rows, ingested and built."""
     config = make_config(tmp_path_factory.mktemp("lake") / "data")
-    landing = Path(config.data_path("landing"))
-    seed_landing(landing, date(2013, 9, 29), date(2013, 10, 1))
-    seed_landing(landing, date(2013, 11, 30), date(2013, 12, 1))
-    write_bad_flights(landing)
-    ingested = ingest.run(step_context(config, spark, "run-ingest"))
-    built = features.run(step_context(config, spark, "run-features"))
+    layout = Layout.of(config)
+    seed_landing(layout.landing(), layout.storage, date(2013, 9, 29), date(2013, 10, 1))
+    seed_landing(layout.landing(), layout.storage, date(2013, 11, 30), date(2013, 12, 1))
+    write_bad_flights(layout)
+    ingested = INGEST.run(step_context(config, spark, "run-ingest"))
+    built = FEATURES.run(step_context(config, spark, "run-features"))
     return SeededLake(config, ingested, built)

@@ -40,6 +40,12 @@ def test_config_error_exits_2_naming_the_key() -> None:
     assert "spark.masterr" in result.stderr and "unknown key" in result.stderr
 
 
+def test_unsupported_data_root_scheme_exits_2_naming_the_key() -> None:
+    result = mlpipe("--set", "data_root=gs://bucket/root", "config", "show")
+    assert result.returncode == 2
+    assert "data_root" in result.stderr and "unsupported storage scheme 'gs'" in result.stderr
+
+
 def test_usage_error_exits_2() -> None:
     assert mlpipe("no-such-command").returncode == 2
 

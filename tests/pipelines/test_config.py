@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from pipelines.config import load_config, parse_override
-from pipelines.errors import ConfigError
-from tests.conftest import CONF_DIR
+from pipelines.platform.config import load_config, parse_override
+from pipelines.platform.errors import ConfigError
 
 
 @pytest.fixture
-def conf_dir(tmp_path: Path) -> Path:
-    """A copy of the project's conf/ with a test overlay, so tests can add files freely."""
-    folder = tmp_path / "conf"
-    shutil.copytree(CONF_DIR, folder, ignore=shutil.ignore_patterns("local.yaml"))
-    (folder / "staging.yaml").write_text(
+def conf_dir(project_conf: Path) -> Path:
+    """The project's conf/ with a test overlay."""
+    (project_conf / "staging.yaml").write_text(
         "seed: 7\nspark:\n  master: local[1]\n  conf:\n    spark.sql.shuffle.partitions: '3'\n")
-    return folder
+    return project_conf
 
 
 def test_base_values_load(conf_dir: Path) -> None:
@@ -93,13 +89,6 @@ def test_parse_override_keeps_spark_keys_whole() -> None:
     assert parse_override("spark.conf.spark.sql.shuffle.partitions=4") == {
         "spark": {"conf": {"spark.sql.shuffle.partitions": "4"}}}
     assert parse_override("a.b=[1, 2]") == {"a": {"b": [1, 2]}}
-
-
-def test_data_paths_resolve_under_data_root(conf_dir: Path, tmp_path: Path) -> None:
-    config = load_config(conf_dir=conf_dir, overrides=[f"data_root={tmp_path}/d"])
-    assert config.data_path("lake", "bronze", "flights") == f"{tmp_path}/d/lake/bronze/flights"
-    remote = load_config(conf_dir=conf_dir, overrides=["data_root=s3a://bucket/root/"])
-    assert remote.data_path("lake") == "s3a://bucket/root/lake"
 
 
 def test_fingerprint_changes_with_section(conf_dir: Path) -> None:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import numpy as np
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from models.features import LEAKAGE, load_spec
+from models.features import LEAKAGE
 from models.features.holidays import days_to_nearest_holiday
 from models.features.spark import days_to_holiday
 from pipelines.features.flights import add_split, join_weather
 from pipelines.features.sequences import sequence_windows
-from pipelines.lake import read_table, table_path
-from tests.pipelines.conftest import SeededLake
+from pipelines.platform.lake import read_table
+from pipelines.platform.layout import FEATURE_TABLE, SEQUENCE_TABLE, Layout
+from tests.pipelines.conftest import SeededLake, saved_spec
 
 WEATHER_DDL = ("origin string, year int, month int, day int, hour int, temp double, "
                "dewp double, humid double, wind_dir double, wind_speed double, "
@@ -78,10 +78,11 @@ def test_sequence_windows_are_consecutive_hours(spark: SparkSession) -> None:
 def test_feature_table_has_labels_splits_and_no_leakage(seeded_lake: SeededLake,
                                                         spark: SparkSession) -> None:
     config, result = seeded_lake.config, seeded_lake.features
-    table = read_table(spark, table_path(config, "silver", "flight_features"))
+    layout = Layout.of(config)
+    table = read_table(spark, layout.table("silver", FEATURE_TABLE))
     assert not set(LEAKAGE) - {"arr_delay", "is_delayed"} & set(table.columns)
     assert table.where("arr_delay IS NULL").count() == 0
-    bronze = read_table(spark, table_path(config, "bronze", "flights"))
+    bronze = read_table(spark, layout.table("bronze", "flights"))
     assert result.metrics["rows_unlabelled"] == bronze.where("arr_delay IS NULL").count() > 0
     splits = {r["split"]: (r["first"], r["last"]) for r in table.groupBy("split").agg(
         F.min("flight_date").alias("first"), F.max("flight_date").alias("last")).collect()}
@@ -93,10 +94,8 @@ def test_feature_table_has_labels_splits_and_no_leakage(seeded_lake: SeededLake,
 
 def test_spec_is_fitted_on_training_rows_and_saved(seeded_lake: SeededLake,
                                                    spark: SparkSession) -> None:
-    config = seeded_lake.config
-    ref = next(r for r in seeded_lake.features.outputs if r.name == "silver.flight_features")
-    spec = load_spec(Path(config.data_path("lake", "silver", "_specs", "flight_features",
-                                           f"v{ref.version}.json")))
+    ref = next(r for r in seeded_lake.features.outputs if r.name == f"silver.{FEATURE_TABLE}")
+    spec = saved_spec(seeded_lake.config, ref.version)
     assert (spec.feature_table, spec.feature_table_version) == (ref.path, ref.version)
     month = next(c for c in spec.categorical if c.name == "month")
     assert set(month.vocab) <= {"9"}  # October and December are not training months
@@ -107,16 +106,14 @@ def test_spec_is_fitted_on_training_rows_and_saved(seeded_lake: SeededLake,
 
 def test_sequence_table(seeded_lake: SeededLake, spark: SparkSession) -> None:
     config = seeded_lake.config
-    ref = next(r for r in seeded_lake.features.outputs
-               if r.name == "silver.origin_hourly_sequences")
+    ref = next(r for r in seeded_lake.features.outputs if r.name == f"silver.{SEQUENCE_TABLE}")
     table = read_table(spark, ref)
     window = config.features.sequence_window_hours
     assert table.where(F.size("window") != window).count() == 0
     assert {r[0] for r in table.select("split").distinct().collect()} == \
         {"train", "validation", "test"}
-    stats = json.loads(Path(config.data_path("lake", "silver", "_specs",
-                                             "origin_hourly_sequences",
-                                             f"v{ref.version}.json")).read_text())
+    layout = Layout.of(config)
+    stats = json.loads(layout.storage.read_text(layout.feature_spec(SEQUENCE_TABLE, ref.version)))
     assert stats["window_hours"] == window and len(stats["mean"]) == len(stats["features"])
 
 
@@ -128,9 +125,8 @@ def test_fitted_spec_encodes_identically_and_full_rank(seeded_lake: SeededLake,
     from models.features.encode_pandas import encode_pandas
     from models.features.spark import encode_spark
 
-    ref = next(r for r in seeded_lake.features.outputs if r.name == "silver.flight_features")
-    spec = load_spec(Path(seeded_lake.config.data_path(
-        "lake", "silver", "_specs", "flight_features", f"v{ref.version}.json")))
+    ref = next(r for r in seeded_lake.features.outputs if r.name == f"silver.{FEATURE_TABLE}")
+    spec = saved_spec(seeded_lake.config, ref.version)
     table = read_table(spark, ref).withColumn("row_id", F.monotonically_increasing_id())
     encoded = (encode_spark(spec, table)
                .select("row_id", "split", *RAW_FIELDS, vector_to_array("features").alias("f"),

@@ -6,24 +6,22 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipelines import lake
-from pipelines.config import Config
-from pipelines.errors import DataError
+from pipelines.platform import lake
+from pipelines.platform.config import Config
+from pipelines.platform.errors import DataError
+from pipelines.platform.layout import Layout
+
+
+def table(config: Config, layer: str, name: str) -> str:
+    return Layout.of(config).table(layer, name)
 
 
 def rows(spark: SparkSession, start: int, end: int):
     return spark.range(start, end).withColumn("value", F.col("id") * 10)
 
 
-def test_table_path_is_under_data_root(config: Config) -> None:
-    root = config.data_root_uri.rstrip("/")
-    assert lake.table_path(config, "bronze", "flights") == f"{root}/lake/bronze/flights"
-    with pytest.raises(ValueError, match="platinum"):
-        lake.table_path(config, "platinum", "x")
-
-
 def test_write_append_and_time_travel(spark: SparkSession, config: Config) -> None:
-    path = lake.table_path(config, "bronze", "numbers")
+    path = table(config, "bronze", "numbers")
     lake.overwrite(rows(spark, 0, 5), path, run_id="run-a")
     first = lake.pin(spark, "numbers", path)
     lake.append(rows(spark, 5, 8), path, run_id="run-b")
@@ -38,7 +36,7 @@ def test_write_append_and_time_travel(spark: SparkSession, config: Config) -> No
 
 def test_append_with_same_transaction_is_written_once(spark: SparkSession,
                                                       config: Config) -> None:
-    path = lake.table_path(config, "bronze", "batches")
+    path = table(config, "bronze", "batches")
     lake.append(rows(spark, 0, 3), path, txn=("ingest-numbers", 0))
     lake.append(rows(spark, 3, 6), path, txn=("ingest-numbers", 1))
     version = lake.latest_version(spark, path)
@@ -48,7 +46,7 @@ def test_append_with_same_transaction_is_written_once(spark: SparkSession,
 
 
 def test_failed_write_leaves_table_unchanged(spark: SparkSession, config: Config) -> None:
-    path = lake.table_path(config, "silver", "fragile")
+    path = table(config, "silver", "fragile")
     lake.overwrite(rows(spark, 0, 4), path)
     version = lake.latest_version(spark, path)
     # The job dies part-way through the write: some tasks may have written files.
@@ -63,7 +61,7 @@ def test_failed_write_leaves_table_unchanged(spark: SparkSession, config: Config
 
 
 def test_merge_upserts_on_keys(spark: SparkSession, config: Config) -> None:
-    path = lake.table_path(config, "gold", "scores")
+    path = table(config, "gold", "scores")
     lake.merge(rows(spark, 0, 3), path, ["id"], run_id="first")
     update = spark.createDataFrame([(1, -1), (7, 70)], "id long, value long")
     lake.merge(update, path, ["id"], run_id="second")
@@ -75,6 +73,6 @@ def test_merge_upserts_on_keys(spark: SparkSession, config: Config) -> None:
 
 
 def test_reading_a_missing_table_names_it(spark: SparkSession, config: Config) -> None:
-    path = lake.table_path(config, "bronze", "nothing_here")
+    path = table(config, "bronze", "nothing_here")
     with pytest.raises(DataError, match="nothing_here"):
         lake.read_table(spark, path)

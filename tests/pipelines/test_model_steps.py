@@ -18,17 +18,19 @@ from pyspark.sql import SparkSession
 
 from models.features.fields import RAW_FIELDS
 from models.features.spark import encode_spark
-from models.features.spec import load_spec
 from models.regression import LinearRegressionModel, LogisticRegressionModel
-from pipelines.config import Config
-from pipelines.lake import read_table, table_path
-from pipelines.runtime import record_result
-from pipelines.steps import batch_score, evaluate, promote, train_regression
-from pipelines.steps.base import StepContext, StepResult
-from pipelines.steps.features import FEATURE_TABLE, spec_path
-from pipelines.tracking import start_run
+from pipelines.orchestration.step_runner import record_result
+from pipelines.platform.config import Config
+from pipelines.platform.lake import read_table
+from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.step import StepContext, StepResult
+from pipelines.platform.tracking import start_run
+from pipelines.release.batch_score import BATCH_SCORE, PREDICTIONS
+from pipelines.release.evaluate import EVALUATE
+from pipelines.release.promote import PROMOTE
+from pipelines.training.regression import TRAIN_REGRESSION
 from tests.conftest import make_config
-from tests.pipelines.conftest import SeededLake
+from tests.pipelines.conftest import SeededLake, saved_spec
 
 LINEAR, LOGISTIC = "flight-delay-linear", "flight-delay-logistic"
 
@@ -56,7 +58,7 @@ def lake_config(seeded_lake: SeededLake) -> Iterator[Config]:
 
 @pytest.fixture(scope="module")
 def trained(lake_config: Config, spark: SparkSession) -> StepResult:
-    return run_tracked(lake_config, spark, train_regression.run, "train_regression")
+    return run_tracked(lake_config, spark, TRAIN_REGRESSION.run, "train_regression")
 
 
 def test_train_regression_logs_metrics_and_models(trained: StepResult) -> None:
@@ -88,7 +90,7 @@ def test_pyfunc_equals_spark_transform(trained: StepResult, lake_config: Config,
 
     fitted = pyfunc.unwrap_python_model()
     spark_model = model_class(fitted.coefficients, fitted.intercept)
-    spec = load_spec(spec_path(StepContext(lake_config), FEATURE_TABLE, ref.version))
+    spec = saved_spec(lake_config, ref.version)
     transformed = spark_model.transform(encode_spark(spec, rows)).toPandas()[column]
     expected = np.array([v[1] if column == "probability" else v for v in transformed])
     np.testing.assert_allclose(served, expected, rtol=1e-6, atol=1e-9)
@@ -96,8 +98,8 @@ def test_pyfunc_equals_spark_transform(trained: StepResult, lake_config: Config,
 
 def test_gate_promotes_first_candidate_then_refuses_a_worse_one(
         trained: StepResult, lake_config: Config, spark: SparkSession) -> None:
-    run_tracked(lake_config, spark, evaluate.run, "evaluate")
-    result = run_tracked(lake_config, spark, promote.run, "promote")
+    run_tracked(lake_config, spark, EVALUATE.run, "evaluate")
+    result = run_tracked(lake_config, spark, PROMOTE.run, "promote")
     assert result.metrics["promoted"] == 2.0
     client = MlflowClient()
     champion = client.get_model_version_by_alias(LINEAR, "champion")
@@ -106,8 +108,8 @@ def test_gate_promotes_first_candidate_then_refuses_a_worse_one(
     # A worse candidate: the same design with every coefficient halved.
     worse = run_tracked(lake_config, spark, lambda ctx: halved_linear(ctx, trained),
                         "train_regression")
-    run_tracked(lake_config, spark, evaluate.run, "evaluate")
-    run_tracked(lake_config, spark, promote.run, "promote")
+    run_tracked(lake_config, spark, EVALUATE.run, "evaluate")
+    run_tracked(lake_config, spark, PROMOTE.run, "promote")
     candidate = client.get_model_version(LINEAR, worse.metrics["version"])
     assert candidate.tags["mlpipe.decision"] == "rejected"
     assert client.get_model_version_by_alias(LINEAR, "champion").version == champion.version
@@ -119,7 +121,7 @@ def halved_linear(ctx: StepContext, trained: StepResult) -> StepResult:
 
     fitted = mlflow.pyfunc.load_model(trained.models[LINEAR]).unwrap_python_model()
     ref = trained.inputs[0]
-    spec = load_spec(spec_path(ctx, FEATURE_TABLE, ref.version))
+    spec = saved_spec(ctx.config, ref.version)
     example = read_table(ctx.spark, ref).select(*RAW_FIELDS).limit(2).toPandas()
     info = log_regression_model("linear_model", spec, fitted.coefficients * 0.5,
                                 fitted.intercept, "identity", example)
@@ -131,14 +133,15 @@ def halved_linear(ctx: StepContext, trained: StepResult) -> StepResult:
 def test_batch_score_writes_each_champion_once(trained: StepResult, lake_config: Config,
                                                spark: SparkSession) -> None:
     if "champion" not in MlflowClient().get_registered_model(LINEAR).aliases:
-        run_tracked(lake_config, spark, evaluate.run, "evaluate")
-        run_tracked(lake_config, spark, promote.run, "promote")
-    first = run_tracked(lake_config, spark, batch_score.run, "batch_score")
-    rows = read_table(spark, table_path(lake_config, "gold", batch_score.PREDICTIONS))
-    features = read_table(spark, table_path(lake_config, "silver", FEATURE_TABLE)).count()
+        run_tracked(lake_config, spark, EVALUATE.run, "evaluate")
+        run_tracked(lake_config, spark, PROMOTE.run, "promote")
+    first = run_tracked(lake_config, spark, BATCH_SCORE.run, "batch_score")
+    layout = Layout.of(lake_config)
+    rows = read_table(spark, layout.table("gold", PREDICTIONS))
+    features = read_table(spark, layout.table("silver", FEATURE_TABLE)).count()
     assert rows.count() == 2 * features == first.metrics["prediction_rows"]
     assert {r.model_name for r in rows.select("model_name").distinct().collect()} == \
         {LINEAR, LOGISTIC}
-    run_tracked(lake_config, spark, batch_score.run, "batch_score")
-    rescored = read_table(spark, table_path(lake_config, "gold", batch_score.PREDICTIONS))
+    run_tracked(lake_config, spark, BATCH_SCORE.run, "batch_score")
+    rescored = read_table(spark, layout.table("gold", PREDICTIONS))
     assert rescored.count() == 2 * features

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import load_config
-from pipelines.errors import ConfigError
+from pipelines.platform.config import load_config
+from pipelines.platform.errors import ConfigError
 from tests.conftest import CONF_DIR
 
 

@@ -10,11 +10,18 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipelines.config import Config
-from pipelines.errors import ConfigError
-from pipelines.runner import BLOCKED, FAILED, RAN, SKIPPED, format_outcomes, run_pipeline
-from pipelines.steps.base import Step, StepContext, StepResult
-from pipelines.tracking import resolve_target
+from pipelines.orchestration.runner import (
+    BLOCKED,
+    FAILED,
+    RAN,
+    SKIPPED,
+    format_outcomes,
+    run_pipeline,
+)
+from pipelines.platform.config import Config
+from pipelines.platform.errors import ConfigError
+from pipelines.platform.step import Step, StepContext, StepResult
+from pipelines.platform.tracking import resolve_target
 from tests.conftest import CONF_DIR, make_config
 
 DAG = {"load": [], "clean": ["load"], "report": ["clean"], "audit": ["load"]}

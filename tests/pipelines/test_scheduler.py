@@ -13,33 +13,36 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import Config
-from pipelines.errors import ConfigError
-from pipelines.lock import PipelineLocked, pipeline_lock, try_acquire
-from pipelines.scheduler import lock_path, run_locked, run_schedule
-from tests.conftest import make_config
+from pipelines.orchestration.lock import PipelineLocked, pipeline_lock, try_acquire
+from pipelines.orchestration.scheduler import run_locked, run_schedule
+from pipelines.platform.config import Config
+from pipelines.platform.errors import ConfigError
+from pipelines.platform.layout import Layout
+from tests.conftest import CONF_DIR, make_config
 
 HOLD_LOCK = """
 import sys, time
-from pathlib import Path
-from pipelines.lock import try_acquire
-assert try_acquire(Path(sys.argv[1]), stale_after_s=3600)
+from pipelines.orchestration.lock import try_acquire
+from pipelines.platform.config import load_config
+from pipelines.platform.layout import Layout
+layout = Layout.of(load_config(env="base", conf_dir=sys.argv[1],
+                               overrides=[f"data_root={sys.argv[2]}"]))
+assert try_acquire(layout.storage, layout.pipeline_lock, stale_after_s=3600)
 print("held", flush=True)
 time.sleep(60)
 """
 
 
-def hold_lock_in_process(path: Path) -> subprocess.Popen:
-    """Another process takes the lock and keeps it until killed."""
-    process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)],
+def hold_lock_in_process(layout: Layout) -> subprocess.Popen:
+    """Another process takes the lock of the same data root and keeps it until killed."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(CONF_DIR), layout.root],
                                stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "held"
     return process
 
 
 def test_second_process_sees_the_lock_and_exits(config: Config) -> None:
-    path = lock_path(config)
-    holder = hold_lock_in_process(path)
+    holder = hold_lock_in_process(Layout.of(config))
     try:
         with pytest.raises(PipelineLocked, match=f"pid {holder.pid}"):
             run_locked(config, lambda: None)
@@ -50,34 +53,40 @@ def test_second_process_sees_the_lock_and_exits(config: Config) -> None:
 
 def test_lock_left_by_a_killed_run_is_cleared(config: Config,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    path = lock_path(config)
-    holder = hold_lock_in_process(path)
+    layout = Layout.of(config)
+    holder = hold_lock_in_process(layout)
     holder.kill()
     holder.wait()
-    assert path.exists()
+    assert layout.storage.exists(layout.pipeline_lock)
     with caplog.at_level(logging.WARNING):
         assert run_locked(config, lambda: "done") == "done"
     assert "stale" in caplog.text
-    assert not path.exists()
+    assert not layout.storage.exists(layout.pipeline_lock)
 
 
-def test_old_lock_from_another_host_is_stale(tmp_path: Path) -> None:
-    path = tmp_path / "pipeline.lock"
-    path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "started_at": time.time()}))
-    assert not try_acquire(path, stale_after_s=3600)
-    path.write_text(json.dumps({"host": "elsewhere", "pid": 1,
-                                "started_at": time.time() - 7200}))
-    assert try_acquire(path, stale_after_s=3600)
+def test_old_lock_from_another_host_is_stale(config: Config) -> None:
+    layout = Layout.of(config)
+    storage, path = layout.storage, layout.pipeline_lock
+    storage.write_text(path, json.dumps({"host": "elsewhere", "pid": 1,
+                                         "started_at": time.time()}))
+    assert not try_acquire(storage, path, stale_after_s=3600)
+    storage.write_text(path, json.dumps({"host": "elsewhere", "pid": 1,
+                                         "started_at": time.time() - 7200}))
+    assert try_acquire(storage, path, stale_after_s=3600, record={"token": "mine"})
+    assert json.loads(storage.read_text(path)) == {"token": "mine"}
 
 
-def test_waiting_run_starts_when_the_lock_is_released(tmp_path: Path) -> None:
-    path = tmp_path / "pipeline.lock"
-    assert try_acquire(path, stale_after_s=3600)
-    threading.Timer(1.0, path.unlink).start()
+def test_waiting_run_starts_when_the_lock_is_released(config: Config) -> None:
+    layout = Layout.of(config)
+    storage, path = layout.storage, layout.pipeline_lock
+    assert try_acquire(storage, path, stale_after_s=3600)
+    threading.Timer(1.0, storage.delete, args=(path,)).start()
     started = time.monotonic()
-    with pipeline_lock(path, wait=True, wait_timeout_s=30, stale_after_s=3600, poll_s=0.1):
+    with pipeline_lock(storage, path, wait=True, wait_timeout_s=30, stale_after_s=3600,
+                       poll_s=0.1):
         assert time.monotonic() - started >= 0.9
-    assert not path.exists()
+        assert storage.exists(path)
+    assert not storage.exists(path)
 
 
 def test_schedule_fires_on_the_cron_expression(config: Config) -> None:
@@ -90,9 +99,8 @@ def test_schedule_fires_on_the_cron_expression(config: Config) -> None:
 
 def missed_config(tmp_path: Path, policy: str) -> Config:
     config = make_config(tmp_path / "data", f"schedule.missed_runs={policy}")
-    marker = config.state_dir / "schedule.json"
-    marker.parent.mkdir(parents=True)
-    marker.write_text(json.dumps(
+    layout = Layout.of(config)
+    layout.storage.write_text(layout.schedule_marker, json.dumps(
         {"last_fire": (datetime.now(UTC) - timedelta(hours=2)).isoformat()}))
     return config
 

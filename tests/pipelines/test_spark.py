@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from pipelines.spark import DELTA_SETTINGS, delta_jars
+from pipelines.platform.spark import DELTA_SETTINGS, delta_jars
 
 
 def test_session_has_delta_and_config_settings(spark: SparkSession) -> None:

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.lake import read_table, table_path
-from pipelines.seed import seed_landing
-from pipelines.sources import FLIGHTS
-from pipelines.steps import ingest, synthesize
-from pipelines.synthesize import replay_flights
+from pipelines.ingest.seed import seed_landing
+from pipelines.ingest.sources import FLIGHTS
+from pipelines.ingest.step_ingest import INGEST
+from pipelines.ingest.step_synthesize import SYNTHESIZE
+from pipelines.ingest.synthesize import SYNTHETIC_PREFIX, existing_copies, replay_flights
+from pipelines.platform.config import Config
+from pipelines.platform.lake import read_table
+from pipelines.platform.layout import Layout
 from tests.conftest import make_config
 from tests.pipelines.conftest import step_context
 
 ORDER = ("copy", "carrier", "flight", "origin", "dest", "year", "month", "day", "sched_arr_time")
 
 
-def test_replay_is_deterministic_and_plausible(spark: SparkSession, tmp_path: Path) -> None:
-    seed_landing(tmp_path, date(2013, 2, 1), date(2013, 2, 1))
-    flights = spark.read.csv(str(tmp_path / "flights"), schema=FLIGHTS.schema, header=True)
+def test_replay_is_deterministic_and_plausible(spark: SparkSession, config: Config) -> None:
+    layout = Layout.of(config)
+    seed_landing(layout.landing(), layout.storage, date(2013, 2, 1), date(2013, 2, 1))
+    flights = spark.read.csv(layout.landing("flights"), schema=FLIGHTS.schema, header=True)
     options = {"seed": 7, "max_shift_min": 30, "delay_noise_min": 5.0}
     one = replay_flights(flights.repartition(1), [1, 2], **options).orderBy(*ORDER)
     three = replay_flights(flights.repartition(3), [1, 2], **options).orderBy(*ORDER)
@@ -38,14 +43,21 @@ def test_replay_is_deterministic_and_plausible(spark: SparkSession, tmp_path: Pa
 
 def test_synthesize_then_ingest(spark: SparkSession, tmp_path: Path) -> None:
     config = make_config(tmp_path / "data", "synthesize.files_per_copy=2")
-    seed_landing(Path(config.data_path("landing")), date(2013, 4, 1), date(2013, 4, 1))
+    layout = Layout.of(config)
+    seed_landing(layout.landing(), layout.storage, date(2013, 4, 1), date(2013, 4, 1))
     ctx = step_context(config, spark, "run-1")
-    first = ingest.run(ctx, sources=("flights",))
-    result = synthesize.run(ctx, scale=3)
+    first = INGEST.run(ctx, sources=("flights",))
+    result = SYNTHESIZE.run(ctx, scale=3)
     assert result.metrics["copies_written"] == 2 and result.metrics["files_written"] > 0
-    again = ingest.run(ctx, sources=("flights",))
+    folder = layout.landing("flights")
+    assert existing_copies(folder, layout.storage) == {1, 2}
+    synthetic = [n for n, _ in layout.storage.list_files(folder) if n.startswith(SYNTHETIC_PREFIX)]
+    assert len(synthetic) == result.metrics["files_written"]
+    # Spark's staging folder is gone: only whole files were left for ingest.
+    assert sorted(os.listdir(folder)) == sorted(n for n, _ in layout.storage.list_files(folder))
+    again = INGEST.run(ctx, sources=("flights",))
     real = first.metrics["rows_ingested"]
     assert again.metrics["rows_read"] == again.metrics["rows_ingested"] == 2 * real
-    bronze = read_table(spark, table_path(config, "bronze", "flights"))
+    bronze = read_table(spark, layout.table("bronze", "flights"))
     assert bronze.count() == 3 * real
-    assert synthesize.run(ctx, scale=3).metrics["copies_written"] == 0
+    assert SYNTHESIZE.run(ctx, scale=3).metrics["copies_written"] == 0

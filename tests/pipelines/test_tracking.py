@@ -11,10 +11,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from bench.processes import free_port
-from pipelines.config import Config
-from pipelines.errors import TrackingUnavailableError
-from pipelines.lake import TableRef
-from pipelines.tracking import (
+from pipelines.platform.config import Config
+from pipelines.platform.errors import TrackingUnavailableError
+from pipelines.platform.lake import TableRef
+from pipelines.platform.layout import Layout
+from pipelines.platform.tracking import (
     PARENT_RUN_VARIABLE,
     configure_tracking,
     log_table_input,
@@ -100,9 +101,18 @@ def test_unreachable_server_fails_fast_naming_the_uri(tmp_path: Path) -> None:
 
 def test_embedded_default_is_sqlite_under_data_root(config: Config) -> None:
     target = resolve_target(config)
-    assert target.tracking_uri == f"sqlite:///{config.data_path('mlflow', 'mlflow.db')}"
-    assert target.artifact_root == Path(config.data_path("mlflow", "artifacts")).as_uri()
+    store = Layout.of(config).mlflow_store
+    assert store == f"{Layout.of(config).root}/mlflow"
+    assert target.tracking_uri == f"sqlite:///{store}/mlflow.db"
+    assert target.artifact_root == Path(store, "artifacts").as_uri()
     assert not target.is_remote
+
+
+def test_remote_data_root_needs_a_tracking_server(tmp_path: Path) -> None:
+    # SQLite cannot live on an object store: the embedded default is refused, naming the key.
+    config = make_config(tmp_path / "data", "data_root=s3a://bucket/mlpipe")
+    with pytest.raises(TrackingUnavailableError, match="mlflow.tracking_uri"):
+        resolve_target(config)
 
 
 def test_embedded_run_keeps_artifacts_under_data_root(config: Config, tmp_path: Path) -> None:
@@ -113,6 +123,6 @@ def test_embedded_run_keeps_artifacts_under_data_root(config: Config, tmp_path: 
             mlflow.log_artifact(str(note))
     finally:
         mlflow.set_tracking_uri(None)
-    artifacts = Path(config.data_path("mlflow", "artifacts"))
+    artifacts = Path(Layout.of(config).mlflow_store, "artifacts")
     assert list(artifacts.rglob("note.txt")), "artifact not under the data root"
     assert run.info.artifact_uri.startswith(artifacts.as_uri())

@@ -19,11 +19,11 @@ from pyspark.sql import SparkSession
 
 from models.features.fields import RAW_FIELDS, WEATHER_FIELDS
 from models.features.spec import Categorical, FeatureSpec, Numeric
-from pipelines.config import Config
-from pipelines.runtime import run_step
-from pipelines.steps.base import StepContext
-from pipelines.steps.features import spec_path
-from pipelines.steps.train_deep import MODEL_NAME, TRAIN_DEEP
+from pipelines.orchestration.step_runner import run_step
+from pipelines.platform.config import Config
+from pipelines.platform.layout import Layout
+from pipelines.platform.step import StepContext
+from pipelines.training.deep import MODEL_NAME, TRAIN_DEEP
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.slow
@@ -66,11 +66,12 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root with ``lake/silver/flight_features`` v1 (two files) and its spec."""
     root = tmp_path_factory.mktemp("train-deep")
     config = make_config(root)
-    table = config.data_path("lake", "silver", "flight_features")
+    layout = Layout.of(config)
+    table = layout.table("silver", "flight_features")
     for seed in (1, 2):
         write_deltalake(table, pa.Table.from_pandas(raw_flights(1500, seed), preserve_index=False),
                         mode="append")
-    small_spec(table).save(spec_path(StepContext(config), "flight_features", 1))
+    small_spec(table).save(layout.feature_spec("flight_features", 1))
     return root
 
 

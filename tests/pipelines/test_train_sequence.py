@@ -12,9 +12,10 @@ import pytest
 from deltalake import write_deltalake
 from pyspark.sql import SparkSession
 
-from pipelines.runtime import run_step
-from pipelines.steps.base import StepContext
-from pipelines.steps.train_sequence import MODEL_NAME, TRAIN_SEQUENCE
+from pipelines.orchestration.step_runner import run_step
+from pipelines.platform.layout import Layout
+from pipelines.platform.step import StepContext
+from pipelines.training.sequence import MODEL_NAME, TRAIN_SEQUENCE
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.slow
@@ -40,7 +41,7 @@ def test_trains_a_forecaster_that_scores_raw_windows(spark: SparkSession, tmp_pa
                          "train_sequence.cell=gru", "train_sequence.learning_rate=0.01",
                          "horovod.num_proc=2",
                          "horovod.threads_per_worker=1", "horovod.timeout_s=240")
-    table = config.data_path("lake", "silver", "origin_hourly_sequences")
+    table = Layout.of(config).table("silver", "origin_hourly_sequences")
     frames = [windows(800, seed) for seed in (1, 2)]
     for frame in frames:
         write_deltalake(table, pa.Table.from_pandas(frame, preserve_index=False), mode="append")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from pipelines.sources import FLIGHTS, WEATHER
-from pipelines.validation import bronze_rows, parse_lines, quarantine_rows
+from pipelines.ingest.sources import FLIGHTS, WEATHER
+from pipelines.ingest.validation import bronze_rows, parse_lines, quarantine_rows
 from tests.pipelines.conftest import BAD_FLIGHTS, CANCELLED, GOOD_FLIGHT
 
 

@@ -31,8 +31,8 @@ class SyntheticEncoder:
                 "numeric": frame[["x1", "x2"]].to_numpy(dtype="float32")}
 
 
-def synthetic_encoder(path: str) -> SyntheticEncoder:
-    json.loads(Path(path).read_text())  # the spec file must exist and parse, as a real one
+def synthetic_encoder(spec: str) -> SyntheticEncoder:
+    json.loads(spec)  # the spec file must have been read and parse, as a real one
     return SyntheticEncoder()
 
 

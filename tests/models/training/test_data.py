@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from models.training.data import first_block, make_dataset, shard_files, signature_of
+from models.training.task import storage_for
 from tests.models.training.synthetic import (
     SyntheticEncoder,
     flights_like,
@@ -17,9 +18,11 @@ from tests.models.training.synthetic import (
     write_files,
 )
 
+LOCAL = storage_for(None)
+
 
 def rows_of(table: Path, version: int, split: str, size: int) -> list[pd.DataFrame]:
-    shards = [shard_files(str(table), version, split, rank, size) for rank in range(size)]
+    shards = [shard_files(LOCAL, str(table), version, split, rank, size) for rank in range(size)]
     frames = [pd.concat(list(s.frames(["x1", "split"]))) for s in shards]
     assert [s.count_rows() for s in shards] == [len(f) for f in frames]
     return frames
@@ -53,7 +56,8 @@ def epoch_x1(dataset) -> list[np.ndarray]:
 def test_training_batches_are_a_new_permutation_each_epoch_and_reproducible(
         tmp_path: Path) -> None:
     files = [flights_like(23, seed=1), flights_like(18, seed=2)]
-    shard = shard_files(str(tmp_path / "t"), write_files(tmp_path / "t", files), "train", 0, 1)
+    shard = shard_files(LOCAL, str(tmp_path / "t"), write_files(tmp_path / "t", files), "train",
+                        0, 1)
     encoder = SyntheticEncoder()
     signature = signature_of(first_block(shard, encoder, "y")[0])
 
@@ -79,10 +83,10 @@ def test_training_batches_are_a_new_permutation_each_epoch_and_reproducible(
 
 def test_a_rank_without_rows_of_a_split_gets_an_empty_dataset(tmp_path: Path) -> None:
     version = write_files(tmp_path / "t", [flights_like(12, seed=1)])
-    train = shard_files(str(tmp_path / "t"), version, "train", 0, 1)
+    train = shard_files(LOCAL, str(tmp_path / "t"), version, "train", 0, 1)
     encoder = SyntheticEncoder()
     signature = signature_of(first_block(train, encoder, "y")[0])
-    validation = shard_files(str(tmp_path / "t"), version, "validation", 0, 1)
+    validation = shard_files(LOCAL, str(tmp_path / "t"), version, "validation", 0, 1)
 
     dataset = make_dataset(validation, encoder, "y", signature, batch_size=4, shuffle=True,
                            seed=0, training=False)

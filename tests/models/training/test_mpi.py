@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
-from pipelines.steps.deep_training import launch_plan
+import pytest
+
+from pipelines.training.horovod import launch_plan
 from tests.conftest import make_config
 
 TWO_HOSTS_ROCE = ("horovod.launcher=mpi", "horovod.mpi.hosts=[gpu-a:2,gpu-b:2]",
@@ -26,7 +29,7 @@ DOCUMENTED = (
 
 def test_dry_run_command_for_two_hosts_with_two_gpus_each(tmp_path: Path) -> None:
     config = make_config(tmp_path, *TWO_HOSTS_ROCE)
-    plan = launch_plan(config, Path("/shared/train_deep/task.json"))
+    plan = launch_plan(config, "/shared/train_deep/task.json")
     assert plan == shlex.join(shlex.split(DOCUMENTED))
 
 
@@ -40,6 +43,26 @@ def test_the_documented_command_is_the_one_in_the_docs() -> None:
 def test_tcp_clusters_turn_infiniband_off(tmp_path: Path) -> None:
     config = make_config(tmp_path, "horovod.launcher=mpi", "horovod.mpi.transport=tcp",
                          "horovod.mpi.hosts=[a:1,b:1]")
-    plan = shlex.split(launch_plan(config, Path("task.json")))
+    plan = shlex.split(launch_plan(config, "task.json"))
     assert "NCCL_IB_DISABLE=1" in plan and "pml" in plan and "ob1" in plan
     assert not any(arg.startswith("NCCL_IB_HCA") for arg in plan)
+
+
+def test_ranks_reach_a_task_on_the_object_store_with_credentials_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    config = make_config(tmp_path, "data_root=s3a://lake/root", "horovod.launcher=mpi",
+                         "horovod.mpi.hosts=[a:1,b:1]",
+                         "object_store.endpoint=http://10.0.0.5:8333")
+    plan = shlex.split(launch_plan(config, "s3a://lake/root/training/train_deep/task.json"))
+
+    worker = plan.index("models.training.worker")
+    assert plan[worker + 1:worker + 3] == ["s3a://lake/root/training/train_deep/task.json",
+                                           "--object-store"]
+    assert json.loads(plan[worker + 3])["endpoint"] == "http://10.0.0.5:8333"
+    exported = [plan[i + 1] for i, arg in enumerate(plan[:worker]) if arg == "-x"]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(exported)
+    assert "AWS_SESSION_TOKEN" not in exported  # unset here: nothing to pass on
+    assert not any("very-secret" in arg for arg in plan)

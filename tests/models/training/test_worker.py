@@ -7,6 +7,7 @@ instead of hanging the suite.
 from __future__ import annotations
 
 import dataclasses
+import io
 import threading
 import time
 from pathlib import Path
@@ -16,9 +17,10 @@ import pandas as pd
 import psutil
 import pytest
 
+from models.storage import join
 from models.training.data import shard_files
 from models.training.launch import LaunchSettings, TrainingFailed, run_local
-from models.training.task import Runtime, Schedule, TrainTask
+from models.training.task import TASK_FILE, Runtime, Schedule, TrainTask
 from tests.models.training.synthetic import (
     ENCODER,
     LABEL,
@@ -52,7 +54,7 @@ def make_task(table: Path, version: int, output: Path, **schedule: object) -> Tr
 
 def final_weights(task: TrainTask) -> list[np.ndarray]:
     """The weights after the last step (the checkpoint's, not the best epoch's)."""
-    with np.load(task.checkpoint_path) as arrays:
+    with np.load(io.BytesIO(task.storage.read_bytes(task.checkpoint_path))) as arrays:
         return [arrays[k] for k in sorted((k for k in arrays.files if k.startswith("model_")),
                                           key=lambda k: int(k.split("_")[1]))]
 
@@ -62,17 +64,16 @@ def test_two_workers_match_one_worker_with_twice_the_batch(tmp_path: Path) -> No
     two = tmp_path / "two"
     version = write_files(two, [with_validation(flights_like(batch * steps, seed=s), 8,
                                                 seed=s + 10) for s in (1, 2)])
+    # Two workers scale the rate by 2 (no warm-up); one worker gets that rate directly.
+    two_task = make_task(two, version, tmp_path / "out-two", learning_rate=0.01)
     # The one-worker table holds the same rows, each global batch being rank 0's batch
     # followed by rank 1's, so both runs average the gradients of the same 2b rows.
-    shards = [pd.concat(list(shard_files(str(two), version, "train", r, 2).frames(
-        ["cat", "x1", "x2", LABEL, "split"]))) for r in range(2)]
+    shards = [pd.concat(list(shard_files(two_task.storage, str(two), version, "train", r, 2)
+                             .frames(["cat", "x1", "x2", LABEL, "split"]))) for r in range(2)]
     interleaved = pd.concat([part for step in range(steps) for shard in shards
                              for part in [shard.iloc[step * batch:(step + 1) * batch]]])
     one = tmp_path / "one"
     one_version = write_files(one, [interleaved])
-
-    # Two workers scale the rate by 2 (no warm-up); one worker gets that rate directly.
-    two_task = make_task(two, version, tmp_path / "out-two", learning_rate=0.01)
     one_task = make_task(one, one_version, tmp_path / "out-one", learning_rate=0.02,
                          batch_size=2 * batch)
     two_results = run_local(two_task, launch_settings(2))
@@ -89,11 +90,11 @@ def test_two_workers_match_one_worker_with_twice_the_batch(tmp_path: Path) -> No
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
-def rank_process(task_file: Path, rank: int) -> psutil.Process | None:
+def rank_process(task_file: str, rank: int) -> psutil.Process | None:
     """The worker process of ``rank`` for this task (horovodrun sets HOROVOD_RANK)."""
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if str(task_file) in (process.info["cmdline"] or []) and \
+            if task_file in (process.info["cmdline"] or []) and \
                     process.environ().get("HOROVOD_RANK") == str(rank):
                 return process
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -117,10 +118,10 @@ def test_killed_worker_fails_the_job_and_resume_finishes(tmp_path: Path) -> None
     thread = threading.Thread(target=launch)
     thread.start()
     deadline = time.monotonic() + LAUNCH_TIMEOUT_S
-    while not task.checkpoint_path.exists() and thread.is_alive() \
+    while not task.storage.exists(task.checkpoint_path) and thread.is_alive() \
             and time.monotonic() < deadline:
         time.sleep(0.05)
-    victim = rank_process(Path(task.output_dir) / "task.json", rank=1)
+    victim = rank_process(join(task.output_dir, TASK_FILE), rank=1)
     assert victim is not None, "rank 1 was not found running after the first checkpoint"
     victim.kill()
     thread.join(LAUNCH_TIMEOUT_S)

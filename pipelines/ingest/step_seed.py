@@ -1,0 +1,41 @@
+"""``mlpipe step seed``: land the embedded dataset's days as raw files (no Spark needed)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from pipelines.ingest.seed import seed_landing
+from pipelines.platform.layout import Layout
+from pipelines.platform.step import Step, StepContext, StepResult
+
+
+def run(ctx: StepContext, start: date | None = None, end: date | None = None) -> StepResult:
+    settings = ctx.config.seeding
+    start, end = start or settings.start, end or settings.end
+    report = seed_landing(ctx.layout.landing(), ctx.layout.storage, start, end)
+    return StepResult(
+        metrics={"files_written": report.files_written, "rows_written": report.rows_written,
+                 "days_written": report.days},
+        headline=f"{report.days} new days {start}..{end} from {settings.source}: "
+                 f"{report.files_written} files, {report.rows_written:,} rows")
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+SEED = Step(
+    name="seed",
+    run=run,
+    help="Land the embedded dataset as raw files, one flights and one weather file per day.",
+    config_sections=("seeding",),
+    inputs=lambda config: [Layout.of(config).landing()],
+    options=(
+        click.option("--from", "start", default=None, callback=_date, metavar="YYYY-MM-DD",
+                     help="First day to land (default: seeding.start)."),
+        click.option("--to", "end", default=None, callback=_date, metavar="YYYY-MM-DD",
+                     help="Last day to land, inclusive (default: seeding.end)."),
+    ),
+)

@@ -1,0 +1,164 @@
+"""MLflow tracking: where runs go, how they are tagged, and what lineage they record.
+
+The embedded default is a SQLite backend with artifacts under ``<data_root>/mlflow``,
+so a laptop needs no server. A remote tracking server is checked before any work
+starts: a run that cannot be recorded should not run at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from pipelines.platform.config import Config, config_as_yaml
+from pipelines.platform.errors import TrackingUnavailableError
+from pipelines.platform.lake import TableRef
+from pipelines.platform.layout import Layout
+
+log = logging.getLogger(__name__)
+
+PARENT_RUN_VARIABLE = "MLPIPE_PARENT_RUN_ID"
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Resolved MLflow locations for a config (the embedded defaults filled in)."""
+
+    tracking_uri: str
+    registry_uri: str
+    artifact_root: str | None
+
+    @property
+    def is_remote(self) -> bool:
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+
+def resolve_target(config: Config) -> TrackingTarget:
+    """Fill the embedded defaults: SQLite and a local artifact root under the data root."""
+    settings = config.mlflow
+    store = Layout.of(config).mlflow_store
+    tracking = settings.tracking_uri
+    if not tracking:
+        if store is None:
+            raise TrackingUnavailableError(
+                "mlflow.tracking_uri must be set when data_root is remote "
+                f"({config.data_root}); SQLite needs a local file")
+        tracking = f"sqlite:///{store}/mlflow.db"
+    artifact_root = settings.artifact_root or None
+    if artifact_root is None and store is not None and not tracking.startswith("http"):
+        artifact_root = f"file://{store}/artifacts"
+    return TrackingTarget(tracking, settings.registry_uri or tracking, artifact_root)
+
+
+def configure_tracking(config: Config) -> TrackingTarget:
+    """Point this process's MLflow client at the configured backend, failing fast if it is down."""
+    target = resolve_target(config)
+    if target.is_remote:
+        check_reachable(target.tracking_uri, config.mlflow.connect_timeout_s)
+    elif target.tracking_uri.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(target.tracking_uri.removeprefix("sqlite:///")),
+                    exist_ok=True)
+    mlflow.set_tracking_uri(target.tracking_uri)
+    mlflow.set_registry_uri(target.registry_uri)
+    return target
+
+
+def check_reachable(uri: str, timeout_s: float) -> None:
+    """Raise :class:`TrackingUnavailableError` naming ``uri`` unless its health check answers."""
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        problem = str(getattr(exc, "reason", exc))
+    raise TrackingUnavailableError(
+        f"MLflow tracking server {uri} is unreachable ({problem}); "
+        "start it or fix mlflow.tracking_uri before running")
+
+
+def ensure_experiment(config: Config, target: TrackingTarget) -> str:
+    """The experiment id, creating it with the configured artifact root on first use."""
+    client = MlflowClient(target.tracking_uri, target.registry_uri)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(config.mlflow.experiment,
+                                    artifact_location=target.artifact_root)
+
+
+@contextmanager
+def start_run(config: Config, name: str, *, tags: dict[str, str] | None = None
+              ) -> Iterator[Run]:
+    """Start a tagged run that logs the merged config; nested under the pipeline run if any.
+
+    The parent is the active run in this process, or the run named by
+    ``MLPIPE_PARENT_RUN_ID`` when a step runs in a process of its own.
+    """
+    target = configure_tracking(config)
+    experiment_id = ensure_experiment(config, target)
+    all_tags = {**run_tags(config), **(tags or {})}
+    parent_id = os.environ.get(PARENT_RUN_VARIABLE)
+    nested = mlflow.active_run() is not None
+    if parent_id and not nested:
+        all_tags["mlflow.parentRunId"] = parent_id
+    with mlflow.start_run(run_name=name, experiment_id=experiment_id, nested=nested,
+                          tags=all_tags) as run:
+        log_config(config)
+        yield run
+
+
+def run_tags(config: Config) -> dict[str, str]:
+    """Tags every run carries: the code version, the config hash and the environment."""
+    tags = {"mlpipe.config_hash": config.fingerprint(), "mlpipe.env": config.env}
+    commit = git_commit()
+    if commit:
+        tags["mlpipe.git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def git_commit() -> str | None:
+    """The commit of the working tree, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def log_config(config: Config) -> None:
+    """Log the merged, validated config as ``config.yaml`` on the active run."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.yaml"
+        path.write_text(config_as_yaml(config))
+        mlflow.log_artifact(str(path))
+
+
+def log_table_input(ref: TableRef, context: str = "training") -> None:
+    """Record that the active run read ``ref`` at its pinned Delta version.
+
+    The dataset is described by its source (path and version) only, so logging it
+    costs no Spark job; the version is also a param for easy filtering in the UI.
+    """
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    source = DeltaDatasetSource(path=ref.path, delta_table_version=ref.version)
+    dataset = MetaDataset(source=source, name=ref.name, digest=f"v{ref.version}")
+    mlflow.log_input(dataset, context=context)
+    mlflow.log_param(f"input.{ref.name}.version", ref.version)

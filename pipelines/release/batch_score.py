@@ -1,0 +1,85 @@
+"""``mlpipe step batch_score``: every champion scores the newest features, through Spark.
+
+The champion's MLflow pyfunc runs inside a vectorised pandas UDF (MLflow's
+``spark_udf``), the same model object serving loads. Rows land in
+``lake/gold/predictions`` with the model's name and version; the write is a
+MERGE on (model, version, row key), so rerunning on the same data and model
+version adds nothing, and new days add only their rows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.platform.lake import TableRef, merge, pin, read_table
+from pipelines.platform.layout import FEATURE_TABLE, SEQUENCE_TABLE
+from pipelines.platform.registry import CHAMPION, model_uri, version_by_alias
+from pipelines.platform.step import Step, StepContext, StepResult
+from pipelines.release.evaluate import judged_tables, registry_inputs
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions"
+PREDICTION_KEYS = ("model_name", "model_version", "row_key")
+# The columns that identify a row of each silver table.
+ROW_KEYS = {
+    FEATURE_TABLE: ("flight_date", "carrier", "flight", "origin", "dest", "sched_dep_local"),
+    SEQUENCE_TABLE: ("origin", "target_hour"),
+}
+
+
+def score_table(df: DataFrame, ref: TableRef, table: str, name: str, version: str,
+                run_id: str | None) -> DataFrame:
+    """``df``'s rows with the champion's prediction and where it came from."""
+    uri = f"models:/{name}/{version}"
+    inputs = mlflow.models.get_model_info(uri).signature.inputs.input_names()
+    predict = mlflow.pyfunc.spark_udf(df.sparkSession, uri, result_type="double",
+                                      env_manager="local")
+    return df.select(
+        F.lit(name).alias("model_name"), F.lit(int(version)).alias("model_version"),
+        F.concat_ws("|", *[F.col(c).cast("string") for c in ROW_KEYS[table]]).alias("row_key"),
+        F.lit(table).alias("table"), F.lit(ref.version).alias("table_version"),
+        predict(F.struct(*inputs)).alias("prediction"),
+        F.current_timestamp().alias("scored_at"), F.lit(run_id).alias("run_id"))
+
+
+def run(ctx: StepContext) -> StepResult:
+    output = ctx.layout.table("gold", PREDICTIONS)
+    inputs: dict[str, TableRef] = {}
+    scored_models = []
+    for name, judgement in ctx.config.evaluate.models.items():
+        champion = version_by_alias(name, CHAMPION)
+        if champion is None:
+            log.info("%s has no @%s; nothing to score with", name, CHAMPION)
+            continue
+        table = judgement.table
+        ref = inputs.get(table) or pin(ctx.spark, f"silver.{table}",
+                                       ctx.layout.table("silver", table))
+        inputs[table] = ref
+        scored = score_table(read_table(ctx.spark, ref), ref, table, name, champion.version,
+                             ctx.run_id)
+        merge(scored, output, PREDICTION_KEYS, run_id=ctx.run_id, update=False)
+        log.info("%s v%s scored %s v%d (%s)", name, champion.version, table, ref.version,
+                 model_uri(champion))
+        scored_models.append(f"{name} v{champion.version}")
+    if not scored_models:
+        return StepResult(headline="no champions to score with")
+    result = pin(ctx.spark, f"gold.{PREDICTIONS}", output)
+    rows = read_table(ctx.spark, result).count()
+    return StepResult(inputs=list(inputs.values()), outputs=[result],
+                      metrics={"prediction_rows": float(rows)},
+                      headline=f"{PREDICTIONS} v{result.version}: {rows:,} rows "
+                               f"from {', '.join(scored_models)}")
+
+
+BATCH_SCORE = Step(
+    name="batch_score",
+    run=run,
+    help="Score the newest features with each @champion into lake/gold/predictions.",
+    config_sections=("evaluate",),
+    inputs=lambda config: [*judged_tables(config), *registry_inputs(config, CHAMPION)],
+)

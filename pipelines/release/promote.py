@@ -1,0 +1,89 @@
+"""``mlpipe step promote``: the gate that moves ``@champion``, and only when it should.
+
+A candidate becomes champion when its model has none yet, or when it beats the
+champion on the configured metric by more than ``promote.margin``. Either way it
+stops being ``@candidate``; the decision is written on the version and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+import pandas as pd
+
+from models.metrics import is_better
+from models.plots import comparison_plot
+from pipelines.platform.registry import (
+    CANDIDATE,
+    CHAMPION,
+    crown,
+    dismiss,
+    tag_version,
+    version_by_alias,
+)
+from pipelines.platform.step import Step, StepContext, StepResult
+from pipelines.release.evaluate import registry_inputs
+
+log = logging.getLogger(__name__)
+
+
+def decide(tags: dict[str, str], margin: float) -> tuple[bool, str]:
+    """(promote?, why) from the scores ``evaluate`` wrote on the candidate version."""
+    metric = tags["mlpipe.eval.metric"]
+    candidate = float(tags["mlpipe.eval.candidate"])
+    if tags["mlpipe.eval.champion"] == "none":
+        return True, f"no champion yet ({metric} {candidate:.5f})"
+    champion = float(tags["mlpipe.eval.champion"])
+    better = is_better(metric, candidate, champion, margin)
+    verb = "beats" if better else "does not beat"
+    return better, (f"{metric} {candidate:.5f} {verb} the champion's {champion:.5f} "
+                    f"by more than {margin:g}")
+
+
+def log_decision_plot(name: str, version: str, tags: dict[str, str]) -> None:
+    """Candidate against champion on the gate's metric, as the gate saw them."""
+    values = {f"candidate v{version}": float(tags["mlpipe.eval.candidate"])}
+    if tags["mlpipe.eval.champion"] != "none":
+        values[f"champion v{tags['mlpipe.eval.champion_version']}"] = float(
+            tags["mlpipe.eval.champion"])
+    mlflow.log_figure(comparison_plot(values, tags["mlpipe.eval.metric"], f"{name}: promotion"),
+                      f"{name}/promotion.png")
+
+
+def run(ctx: StepContext) -> StepResult:
+    rows = []
+    for name in ctx.config.evaluate.models:
+        candidate = version_by_alias(name, CANDIDATE)
+        if candidate is None:
+            continue
+        if "mlpipe.eval.metric" not in candidate.tags:
+            log.warning("%s v%s has not been evaluated; run `mlpipe step evaluate` first",
+                        name, candidate.version)
+            continue
+        promoted, reason = decide(candidate.tags, ctx.config.promote.margin)
+        (crown if promoted else dismiss)(candidate)
+        log_decision_plot(name, candidate.version, candidate.tags)
+        tag_version(candidate, {"mlpipe.decision": "promoted" if promoted else "rejected",
+                                "mlpipe.decision_reason": reason})
+        log.info("%s v%s %s: %s", name, candidate.version,
+                 "promoted to @champion" if promoted else "not promoted", reason)
+        rows.append({"model": name, "version": candidate.version,
+                     "decision": "promoted" if promoted else "rejected", "reason": reason})
+    if rows:
+        mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "promotion.csv")
+    promoted = [r["model"] for r in rows if r["decision"] == "promoted"]
+    return StepResult(
+        metrics={"promoted": float(len(promoted)), "judged": float(len(rows))},
+        headline=(f"promoted {', '.join(promoted) or 'none'} of {len(rows)} judged"
+                  if rows else "no candidates"))
+
+
+PROMOTE = Step(
+    name="promote",
+    run=run,
+    help="Move @champion to each candidate that beats it by the configured margin.",
+    config_sections=("promote", "evaluate"),
+    inputs=lambda config: [*registry_inputs(config, CANDIDATE),
+                           *registry_inputs(config, CHAMPION)],
+)

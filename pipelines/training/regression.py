@@ -1,0 +1,187 @@
+"""``mlpipe step train_regression``: our distributed linear and logistic regressions.
+
+Both read the silver feature table at a pinned version, encode it with the feature
+spec fitted on that version, choose ``regParam`` on the validation split, report
+on the test split, and log a numpy-only pyfunc that scores raw flight records.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import mlflow
+import numpy as np
+import pandas as pd
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from models.features.fields import RAW_FIELDS
+from models.features.spark import encode_spark
+from models.features.spec import FeatureSpec
+from models.metrics import classification_metrics, regression_metrics
+from models.plots import calibration_plot, residuals_plot, roc_plot
+from models.regression import LinearRegression, LogisticRegression
+from models.regression.blocks import DataError as RegressionDataError
+from models.regression.pyfunc import log_regression_model
+from pipelines.platform.config import TrainRegressionConfig
+from pipelines.platform.errors import DataError
+from pipelines.platform.lake import TableRef, pin, read_table
+from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.step import Step, StepContext, StepResult
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class Task:
+    """One of the two regressions: what it predicts and how it is judged."""
+
+    model_name: str
+    short: str
+    label: str
+    link: Literal["identity", "logit"]
+    selection_metric: str
+
+
+TASKS = (
+    Task("flight-delay-linear", "linear", "arr_delay", "identity", "rmse"),
+    Task("flight-delay-logistic", "logistic", "is_delayed", "logit", "log_loss"),
+)
+
+
+def run(ctx: StepContext) -> StepResult:
+    ref = pin(ctx.spark, f"silver.{FEATURE_TABLE}", ctx.layout.table("silver", FEATURE_TABLE))
+    spec = FeatureSpec.from_json(
+        ctx.layout.storage.read_text(ctx.layout.feature_spec(FEATURE_TABLE, ref.version)))
+    encoded = encoded_splits(spec, ref, ctx).cache()
+    example = (read_table(ctx.spark, ref).where("split = 'test'").select(*RAW_FIELDS)
+               .limit(EXAMPLE_ROWS).toPandas())
+    models, metrics = {}, {}
+    try:
+        for task in TASKS:
+            uri, task_metrics = train_task(task, encoded, spec, example,
+                                           ctx.config.train_regression)
+            models[task.model_name] = uri
+            metrics.update(task_metrics)
+    finally:
+        encoded.unpersist()
+    return StepResult(
+        inputs=[ref], models=models, metrics=metrics,
+        headline=f"linear test RMSE {metrics['linear.test.rmse']:.2f} min, "
+                 f"logistic test AUC {metrics['logistic.test.auc']:.4f} "
+                 f"({len(spec.linear_feature_names)} features)")
+
+
+def encoded_splits(spec: FeatureSpec, ref: TableRef, ctx: StepContext) -> DataFrame:
+    """The feature vector, both labels and the split of every labelled flight."""
+    table = read_table(ctx.spark, ref)
+    return encode_spark(spec, table).select(
+        "features", "split", F.col("arr_delay").cast("double").alias("arr_delay"),
+        F.col("is_delayed").cast("double").alias("is_delayed"))
+
+
+def estimator(task: Task, reg_param: float, settings: TrainRegressionConfig
+              ) -> LinearRegression | LogisticRegression:
+    """Our estimator for ``task``, with MLlib's parameter names."""
+    common = {"featuresCol": "features", "labelCol": task.label, "regParam": reg_param,
+              "elasticNetParam": settings.elastic_net_param, "maxIter": settings.max_iter,
+              "tol": settings.tol}
+    return LinearRegression(**common) if task.link == "identity" else LogisticRegression(**common)
+
+
+def predictions(model, df: DataFrame, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions (minutes, or probability of delay) on the driver."""
+    scored = model.transform(df)
+    column = (F.col("prediction") if task.link == "identity"
+              else vector_to_array(F.col("probability"))[1])
+    frame = scored.select(F.col(task.label).alias("y"), column.alias("p")).toPandas()
+    return frame["y"].to_numpy(), frame["p"].to_numpy()
+
+
+def judge(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return regression_metrics(y, p) if task.link == "identity" else classification_metrics(y, p)
+
+
+def train_task(task: Task, encoded: DataFrame, spec: FeatureSpec, example: pd.DataFrame,
+               settings: TrainRegressionConfig) -> tuple[str, dict[str, float]]:
+    """Fit one regression per ``regParam`` on train, keep the best on validation, log it."""
+    train = encoded.where("split = 'train'")
+    validation = encoded.where("split = 'validation'")
+    test = encoded.where("split = 'test'")
+    best, best_score, metrics = None, float("inf"), {}
+    for reg_param in settings.reg_params:
+        try:
+            model = estimator(task, reg_param, settings).fit(train)
+        except RegressionDataError as exc:
+            # An unregularised fit of a rank-deficient design (a short slice of data
+            # can make a level collinear): the regularised candidates still stand.
+            log.warning("%s regParam=%g skipped: %s", task.short, reg_param, exc)
+            continue
+        score = judge(task, *predictions(model, validation, task))[task.selection_metric]
+        metrics[f"{task.short}.validation.{task.selection_metric}.reg_{reg_param:g}"] = score
+        log.info("%s regParam=%g: validation %s %.5f (%d passes)", task.short, reg_param,
+                 task.selection_metric, score, model.summary.numPasses)
+        if score < best_score:
+            best, best_score = (model, reg_param), score
+    if best is None:
+        raise DataError(f"{task.model_name}: no regParam in {settings.reg_params} gave a fit; "
+                        "add a positive one to train_regression.reg_params")
+    model, reg_param = best
+    y, p = predictions(model, test, task)
+    metrics.update({f"{task.short}.test.{k}": v for k, v in judge(task, y, p).items()})
+    metrics.update({f"{task.short}.num_passes": float(model.summary.numPasses),
+                    f"{task.short}.total_iterations": float(model.summary.totalIterations)})
+    mlflow.log_params({f"{task.short}.regParam": reg_param,
+                       f"{task.short}.elasticNetParam": settings.elastic_net_param})
+    log_report(task, model, spec, y, p, settings)
+    info = log_regression_model(f"{task.short}_model", spec, model.coefficients.toArray(),
+                                model.intercept, task.link, example)
+    return info.model_uri, metrics
+
+
+def log_report(task: Task, model, spec: FeatureSpec, y: np.ndarray, p: np.ndarray,
+               settings: TrainRegressionConfig) -> None:
+    """The coefficient table (with standard errors and p-values) and the test-split plots."""
+    mlflow.log_text(coefficient_table(model, spec).to_csv(index=False),
+                    f"{task.short}/coefficients.csv")
+    title = task.model_name
+    if task.link == "identity":
+        mlflow.log_figure(residuals_plot(y, p, title), f"{task.short}/residuals.png")
+    else:
+        mlflow.log_figure(roc_plot(y, p, title), f"{task.short}/roc.png")
+        mlflow.log_figure(calibration_plot(y, p, title, settings.calibration_bins),
+                          f"{task.short}/calibration.png")
+
+
+def coefficient_table(model, spec: FeatureSpec) -> pd.DataFrame:
+    """Coefficients and intercept, with standard errors, test statistics and p-values.
+
+    Inference is only defined for the unregularised fit; a ridge or elastic-net
+    winner gets its coefficients with the inference columns left empty.
+    """
+    values = [*model.coefficients.toArray(), model.intercept]
+    table = pd.DataFrame({"feature": [*spec.linear_feature_names, "(intercept)"],
+                          "coefficient": values})
+    summary = model.summary
+    try:
+        table["std_error"] = summary.coefficientStandardErrors
+        table["statistic"] = summary.tValues if hasattr(summary, "tValues") \
+            else summary.zValues
+        table["p_value"] = summary.pValues
+    except ValueError as exc:
+        log.info("no inference columns in the coefficient table: %s", exc)
+    return table
+
+
+TRAIN_REGRESSION = Step(
+    name="train_regression",
+    run=run,
+    help="Train the distributed linear (arr_delay) and logistic (is_delayed) regressions.",
+    config_sections=("train_regression", "seed"),
+    inputs=lambda config: [Layout.of(config).table("silver", FEATURE_TABLE)],
+)

@@ -1,0 +1,47 @@
+"""The throwaway PostgreSQL: a password user's database on loopback, kept across restarts."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from pipelines.services import PostgresServer, TeamServices
+from pipelines.services.processes import LOOPBACK, NotReady
+
+
+def test_the_url_reaches_the_database_as_its_user_and_a_wrong_password_is_refused(
+        team_services: TeamServices) -> None:
+    postgres = team_services.postgres
+    with psycopg2.connect(postgres.url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, current_database(), inet_server_addr()::text")
+        assert cursor.fetchone() == (postgres.user, postgres.database, f"{LOOPBACK}/32")
+    connection.close()
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(postgres.url.replace(f":{postgres.password}@", ":wrong@"))
+
+
+def test_a_restart_keeps_tables_and_finds_its_user_and_database(tmp_path: Path) -> None:
+    server = PostgresServer(tmp_path / "pg", user="alice", password="s3cret", database="runs")
+    with server:
+        with psycopg2.connect(server.url) as connection, connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE kept (value int); INSERT INTO kept VALUES (42)")
+        connection.close()
+    assert not server.running
+    with server:  # a second start must not try to create the user and database again
+        with psycopg2.connect(server.url) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT value FROM kept")
+            assert cursor.fetchall() == [(42,)]
+        connection.close()
+
+
+def test_a_port_in_use_fails_the_start_with_the_servers_own_words(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        server = PostgresServer(tmp_path / "pg", port=taken.getsockname()[1])
+        with pytest.raises(NotReady, match="(?s)exited.*could not (bind|create)"):
+            server.start()
+    assert not server.running

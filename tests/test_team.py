@@ -1,0 +1,119 @@
+"""`mlpipe --env team run` end to end on real shared parts, as a team runs it.
+
+The Spark steps run on a standalone cluster (a master, two workers), the lake lives on an
+S3 object store (SeaweedFS), and runs and models go to one MLflow tracking server backed
+by PostgreSQL, with its artifacts in the object store. Nothing may land in a local folder:
+the working directory the run starts in must stay empty.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines.services import TeamServices
+from pipelines.services.processes import free_port
+from pipelines.services.spark_cluster import SparkCluster
+from tests.support.processes import background
+from tests.support.team import TeamRoot, store_credentials  # noqa: F401
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400),
+              pytest.mark.usefixtures("store_credentials")]
+
+MODELS = ("flight-delay-linear", "flight-delay-logistic", "flight-delay-mlp",
+          "origin-delay-forecast")
+STEPS = ("seed", "ingest", "features", "train_regression", "train_deep", "train_sequence",
+         "evaluate", "promote", "batch_score")
+
+
+def statuses(output: str) -> dict[str, str]:
+    """Step -> status from the table `mlpipe run` prints at the end."""
+    rows = [line.split() for line in output.splitlines()]
+    return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in STEPS}
+
+
+@pytest.fixture(scope="module")
+def team_run(team_services: TeamServices, spark_cluster: SparkCluster,
+             tmp_path_factory: pytest.TempPathFactory) -> TeamRoot:
+    run = TeamRoot(team_services, tmp_path_factory.mktemp("team-workdir"),
+                   spark_master=spark_cluster.url)
+    result = run.mlpipe("run")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-8000:]
+    assert statuses(result.stdout) == dict.fromkeys(STEPS, "ran"), result.stdout
+    return run
+
+
+def test_the_lake_lives_on_the_object_store(team_run: TeamRoot) -> None:
+    assert len([f for f in team_run.files("landing", "flights") if f.endswith(".csv")]) == 6
+    for layer, table in (("bronze", "flights"), ("bronze", "weather"),
+                         ("silver", "flight_features"), ("gold", "predictions")):
+        assert any(f.endswith(".parquet") for f in team_run.files("lake", layer, table)), table
+    specs = team_run.files("lake", "silver", "_specs", "flight_features")
+    assert specs and all(name.startswith("v") and name.endswith(".json") for name in specs)
+    assert team_run.storage.exists(f"{team_run.root}/state/pipeline_state.json")
+    training = team_run.files("training", "train_deep")
+    assert {"task.json", "checkpoint.npz", "rank-0.json", "rank-1.json"} <= set(training)
+    # The pipeline released its lock, and nothing was written to a local folder.
+    assert not team_run.storage.exists(f"{team_run.root}/state/pipeline.lock")
+    assert list(team_run.workdir.iterdir()) == []
+
+
+def test_predictions_cover_every_model(team_run: TeamRoot) -> None:
+    features = team_run.table("silver", "flight_features")
+    predictions = team_run.table("gold", "predictions")
+    assert set(predictions["model_name"]) == set(MODELS)
+    assert (predictions["model_name"] == "flight-delay-mlp").sum() == len(features)
+    assert not predictions.duplicated(["model_name", "model_version", "row_key"]).any()
+
+
+def test_spark_steps_ran_on_the_cluster(team_run: TeamRoot, spark_cluster: SparkCluster) -> None:
+    names = [app["name"] for app in spark_cluster.master.status()["completedapps"]]
+    assert team_run.name in names
+
+
+def test_runs_models_and_artifacts_are_on_the_tracking_server(team_run: TeamRoot) -> None:
+    uri = team_run.services.tracking.uri
+    client = MlflowClient(uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(team_run.name)
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.info.run_name == "pipeline"]
+    children = {r.info.run_name for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(STEPS) <= children
+    for name in MODELS:
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert champion.tags["mlpipe.decision"] == "promoted"
+    # The server proxies artifacts into the object store: the runs' files are there.
+    store = team_run.services.store.client()
+    listed = store.list_objects_v2(Bucket=team_run.services.bucket, Prefix="mlflow-artifacts/")
+    assert listed.get("KeyCount", 0) > 0
+
+
+def test_a_rerun_with_nothing_new_skips_every_step(team_run: TeamRoot) -> None:
+    result = team_run.mlpipe("run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert statuses(result.stdout) == dict.fromkeys(STEPS, "skipped"), result.stdout
+
+
+def test_the_champion_is_served_from_the_team_server(team_run: TeamRoot, tmp_path: Path) -> None:
+    port = free_port()
+    test_rows = team_run.table("silver", "flight_features").query("split == 'test'")
+    raw = test_rows[["carrier", "origin", "dest", "sched_dep_local", "distance", "tailnum",
+                     "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
+                     "pressure", "visib"]].iloc[:2]
+    command = team_run.command("serve", "models:/flight-delay-mlp@champion",
+                               extra=(f"serving.port={port}",))
+    with background(command, tmp_path / "serve.log",
+                    ready_url=f"http://127.0.0.1:{port}/v2/health/ready",
+                    cwd=team_run.workdir, env=team_run.services.store.client_environment()):
+        split = json.loads(raw.to_json(orient="split", date_format="iso", index=False))
+        response = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=30,
+                              json={"dataframe_split": split})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 2 and all(0.0 <= float(p) <= 1.0 for p in predictions)
+
