@@ -88,11 +88,14 @@ def test_admitted_requests_keep_a_bounded_p99_at_twice_the_sustainable_rate(
     # 200 connections sit in holds at once, more than the default pool of 256 leaves spare.
     result = asyncio.run(run_open_loop(target, rate=2 * SUSTAINABLE_RPS, duration_s=3,
                                        max_connections=1024))
-    # Unbounded, the backlog after 3 s at twice the rate would be 1.5 s deep or more; the
-    # bound (16 queued = 4 batches) keeps it near 0.1 s. The margin absorbs a busy machine.
+    # Unbounded, the backlog would grow by 200 requests a second, 3 s deep at the end; the
+    # bound (16 queued = 4 batches) keeps the queue near 0.1 s. A request sent on a
+    # connection refused within the last HOLD_S waits out that hold before it is admitted,
+    # so an admitted request's latency is bounded by HOLD_S plus the queue: on a busy
+    # machine more requests meet a hold, and the 99th percentile is one of them.
     assert result.codes[503] > 0.2 * result.rate * result.duration_s
     assert result.ok > 0.3 * SUSTAINABLE_RPS * result.duration_s
-    assert result.percentile(99) < 1.0, result.summary()
+    assert result.percentile(99) < HOLD_S + 0.5, result.summary()
 
 
 def test_requests_whose_deadline_passes_in_the_queue_get_504_and_never_run(
