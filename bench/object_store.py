@@ -35,7 +35,8 @@ def slice_settings(days: int) -> list[str]:
     validation_end = train_end + timedelta(days=max(1, round(days * 0.2)))
     return [f"seeding.start={start}", f"seeding.end={start + timedelta(days=days - 1)}",
             f"features.train_end={train_end}", f"features.validation_end={validation_end}",
-            "train_deep.epochs=1", "train_sequence.epochs=1", "spark.master=local[2]",
+            "train_deep.epochs=1", "train_deep.batch_size=64", "train_sequence.epochs=1",
+            "train_sequence.batch_size=16", "spark.master=local[2]",
             "spark.conf.spark.ui.showConsoleProgress=false"]
 
 
