@@ -17,10 +17,23 @@ BODY = json.dumps({"dataframe_split": flight_records(1, seed=3).to_dict(
 
 
 def post(sock: socket.socket, port: int) -> bytes:
+    """Send one request and read its whole response (headers and body may come apart), so
+    the next request on the connection reads its own answer, not the rest of this one."""
     sock.sendall(f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                  f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
                  .encode() + BODY)
-    return sock.recv(65536)
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(65536) or b"<closed>\r\n\r\n"
+    head, _, body = response.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_an_idle_connection_outlives_uvicorns_five_second_default(
