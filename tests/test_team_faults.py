@@ -73,19 +73,22 @@ def test_two_runs_at_once_one_runs_and_the_other_names_the_holder(team_root: Tea
     command = team_root.command("run", "--only", "seed", "--only", "ingest")
     env = team_root.environment()
     team_root.workdir.mkdir(parents=True)
-    runs = [subprocess.Popen(command, cwd=team_root.workdir, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-    finished = []
-    for run in runs:
-        out, err = run.communicate(timeout=800)
-        finished.append((run.returncode, out, err, time.monotonic()))
-    codes = sorted(code for code, *_ in finished)
-    assert codes == [0, 1], [err[-2000:] for *_, err, _ in finished]
-    (_, _, loser_err, loser_done), = [f for f in finished if f[0] == 1]
-    (_, _, _, winner_done), = [f for f in finished if f[0] == 0]
+    logs = [team_root.workdir.parent / f"run-{i}.log" for i in range(2)]
+    runs = [subprocess.Popen(command, cwd=team_root.workdir, env=env,
+                             stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
+    exited: dict[int, float] = {}  # which run ended when, watched side by side
+    deadline = time.monotonic() + 800
+    while len(exited) < 2 and time.monotonic() < deadline:
+        exited |= {i: time.monotonic() for i, run in enumerate(runs)
+                   if i not in exited and run.poll() is not None}
+        time.sleep(0.1)
+    codes = [run.wait(timeout=10) for run in runs]
+    assert sorted(codes) == [0, 1], [log.read_text()[-2000:] for log in logs]
+    loser, winner = codes.index(1), codes.index(0)
+    loser_err = logs[loser].read_text()
     assert "another pipeline run holds" in loser_err and "pid" in loser_err, loser_err[-2000:]
     assert team_root.root in loser_err
-    assert loser_done <= winner_done  # it exited at once, not after the winner
+    assert exited[loser] < exited[winner]  # it exited at once, not after the winner
     assert not team_root.storage.exists(f"{team_root.root}/state/pipeline.lock")
 
 
