@@ -23,6 +23,7 @@ BENCHMARKS = {
     "fleet": "bench.serving_fleet",
     "network": "bench.network",
     "object-store": "bench.object_store",
+    "scale": "bench.scale",
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -60,7 +61,10 @@ def bench_scale(root: Path, scale: int, master: str) -> dict[str, float]:
             "features_s": seconds_features, "feature_rows": built.metrics["rows_features"],
             "plain_read_rows_per_s": rows / seconds_floor,
             "ingest_rows_per_s": rows / seconds_ingest,
-            "features_rows_per_s": rows / seconds_features}
+            "features_rows_per_s": rows / seconds_features,
+            "ingest_vs_plain_read": seconds_ingest / seconds_floor,
+            # The machine may be shared: the 1-minute load average when the scale ended.
+            "load_average": os.getloadavg()[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1))  # kept after each scale
     print("| scale | flight rows | seed s | plain read s (rows/s) | ingest s (rows/s) | "
-          "features s (rows/s) |")
-    print("|---|---|---|---|---|---|")
+          "ingest / plain read | features s (rows/s) | load average |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['scale']}x | {r['flight_rows']:,} | {r['seed_s']:.1f} | "
               f"{r['plain_read_s']:.1f} ({r['plain_read_rows_per_s']:,.0f}) | "
               f"{r['ingest_s']:.1f} ({r['ingest_rows_per_s']:,.0f}) | "
-              f"{r['features_s']:.1f} ({r['features_rows_per_s']:,.0f}) |")
+              f"{r['ingest_vs_plain_read']:.1f}x | "
+              f"{r['features_s']:.1f} ({r['features_rows_per_s']:,.0f}) | "
+              f"{r['load_average']:.1f} |")
     return 0
 
 

@@ -194,12 +194,15 @@ class Storage:
 
     # -- the delta-rs view of the same store ---------------------------------------------
     def delta_options(self, location: str) -> tuple[str, dict[str, str]]:
-        """``(uri, storage_options)`` for delta-rs, which spells the scheme ``s3://``."""
+        """``(uri, storage_options)`` for delta-rs, which spells the scheme ``s3://``.
+
+        delta-rs only reads here (Spark writes every table), so no commit settings.
+        """
         if not is_remote(location):
             return os.path.abspath(local_path(location)), {}
         bucket, key = bucket_and_key(location)
         s = self.settings
-        options = {"AWS_REGION": s.region, "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+        options = {"AWS_REGION": s.region,
                    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": str(not s.path_style).lower()}
         if s.endpoint:
             options["AWS_ENDPOINT_URL"] = s.endpoint

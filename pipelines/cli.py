@@ -203,9 +203,16 @@ def step_command(step: Step) -> click.Command:
     """A ``mlpipe step NAME`` command that runs ``step`` with its own options."""
 
     def invoke(**options: Any) -> int:
+        from pipelines.orchestration.scheduler import run_locked
         from pipelines.orchestration.step_runner import run_step
+        from pipelines.platform.layout import Layout
+        from pipelines.platform.preflight import check_object_store
 
-        result = run_step(step, current_config(), **options)
+        config = current_config()
+        check_object_store(Layout.of(config))  # before the lock, which lives on the same store
+        # One writer per root: a step, however launched (here, spark-submit, a
+        # scheduler), never runs beside a pipeline run or another step.
+        result = run_locked(config, lambda: run_step(step, config, **options))
         if result.headline:
             click.echo(f"{step.name}: {result.headline}")
         return 0

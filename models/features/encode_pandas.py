@@ -134,8 +134,13 @@ class SpecEncoder:
         tails = fields["tailnum"]
         plane = np.fromiter(map(self._plane_rows.get, tails, repeat(0)), np.intp, len(tails))
         bucket = self._buckets[plane]
-        for row in np.flatnonzero(plane == 0):
-            bucket[row] = tail_bucket(tails[row], self.spec.tail_buckets)
+        unknown = np.flatnonzero(plane == 0)
+        if unknown.size:  # hashed once per distinct tail: the same few recur in every block
+            missing = tails[unknown]
+            hashed = {tail: tail_bucket(tail, self.spec.tail_buckets)
+                      for tail in dict.fromkeys(missing)}
+            bucket[unknown] = np.fromiter(map(hashed.__getitem__, missing), bucket.dtype,
+                                          unknown.size)
         return {
             "hour": np.where(valid, ns // HOUR_NS % 24, 24),
             "dow": np.where(valid, (ns // DAY_NS + EPOCH_WEEKDAY) % 7, 7),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-import mlflow
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -19,7 +18,7 @@ from pipelines.platform.lake import TableRef, merge, pin, read_table
 from pipelines.platform.layout import FEATURE_TABLE, SEQUENCE_TABLE
 from pipelines.platform.registry import CHAMPION, model_uri, version_by_alias
 from pipelines.platform.step import Step, StepContext, StepResult
-from pipelines.release.evaluate import judged_tables, registry_inputs
+from pipelines.release.evaluate import judged_tables, predict_column, registry_inputs
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +34,11 @@ ROW_KEYS = {
 def score_table(df: DataFrame, ref: TableRef, table: str, name: str, version: str,
                 run_id: str | None) -> DataFrame:
     """``df``'s rows with the champion's prediction and where it came from."""
-    uri = f"models:/{name}/{version}"
-    inputs = mlflow.models.get_model_info(uri).signature.inputs.input_names()
-    predict = mlflow.pyfunc.spark_udf(df.sparkSession, uri, result_type="double",
-                                      env_manager="local")
     return df.select(
         F.lit(name).alias("model_name"), F.lit(int(version)).alias("model_version"),
         F.concat_ws("|", *[F.col(c).cast("string") for c in ROW_KEYS[table]]).alias("row_key"),
         F.lit(table).alias("table"), F.lit(ref.version).alias("table_version"),
-        predict(F.struct(*inputs)).alias("prediction"),
+        predict_column(df.sparkSession, f"models:/{name}/{version}").alias("prediction"),
         F.current_timestamp().alias("scored_at"), F.lit(run_id).alias("run_id"))
 
 

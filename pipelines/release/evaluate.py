@@ -1,9 +1,12 @@
 """``mlpipe step evaluate``: each new candidate beside the current champion, on the same rows.
 
 Both versions score the configured split of the newest version of the model's table
-through their MLflow pyfunc (exactly what serving and batch scoring call). The scores
-are written on the candidate version as tags, for ``promote`` to decide on, and the
-comparison (a table and a plot) is logged to MLflow.
+through their MLflow pyfunc (exactly what serving calls), run on the executors by
+MLflow's ``spark_udf`` as batch scoring runs it. The split is read once: both
+predictions go into one persisted frame beside the label, and the metrics are Spark
+aggregates over it (``spark_metrics``), so nothing that grows with the split reaches
+the driver. The scores are written on the candidate version as tags, for ``promote``
+to decide on, and the comparison (a table and a plot) is logged to MLflow.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from __future__ import annotations
 import logging
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from models.metrics import classification_metrics, regression_metrics
 from models.plots import comparison_plot
 from pipelines.platform.config import Config, ModelJudgement
 from pipelines.platform.lake import TableRef, pin, read_table
@@ -28,29 +31,52 @@ from pipelines.platform.registry import (
     version_by_alias,
 )
 from pipelines.platform.step import Step, StepContext, StepResult
+from pipelines.release.spark_metrics import (
+    SplitMetrics,
+    classification_metrics,
+    regression_metrics,
+)
 
 log = logging.getLogger(__name__)
 
 REGRESSION_METRICS = ("rmse", "mae", "r2")
+LABEL = "label"
 
 
-def score_version(version: ModelVersion, frame: pd.DataFrame, label: str,
-                  metric: str) -> dict[str, float]:
-    """All metrics of ``metric``'s family for ``version`` on ``frame``."""
-    model = mlflow.pyfunc.load_model(model_uri(version))
-    inputs = model.metadata.get_input_schema().input_names()
-    predictions = np.asarray(model.predict(frame[inputs]), dtype="float64").reshape(-1)
-    y = frame[label].to_numpy(dtype="float64")
-    if metric in REGRESSION_METRICS:
-        return regression_metrics(y, predictions)
-    return classification_metrics(y, predictions)
+def predict_column(spark: SparkSession, uri: str) -> Column:
+    """The prediction of the pyfunc at ``uri`` as a column, computed on the executors.
+
+    MLflow's ``spark_udf`` over the inputs the model's signature names, in this
+    interpreter's environment (``env_manager="local"``: the executors run the project's
+    own venv, which already holds what the models need).
+    """
+    inputs = mlflow.models.get_model_info(uri).signature.inputs.input_names()
+    predict = mlflow.pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")
+    return predict(F.struct(*inputs))
 
 
-def split_frame(ctx: StepContext, judgement: ModelJudgement) -> tuple[TableRef, pd.DataFrame]:
-    """The evaluation rows of the model's table (newest version, pinned) on the driver."""
+def scored_split(ctx: StepContext, judgement: ModelJudgement,
+                 versions: dict[str, ModelVersion]) -> tuple[TableRef, DataFrame]:
+    """The label and each version's prediction on the evaluation rows, persisted.
+
+    The rows come from the model's table (newest version, pinned); every version scores
+    them in the same pass, so the split is read and each model run once however many
+    metrics are computed after. The caller unpersists.
+    """
     ref = pin(ctx.spark, f"silver.{judgement.table}", ctx.layout.table("silver", judgement.table))
-    rows = read_table(ctx.spark, ref).where(f"split = '{ctx.config.evaluate.split}'")
-    return ref, rows.where(f"`{judgement.label}` IS NOT NULL").toPandas()
+    rows = (read_table(ctx.spark, ref).where(f"split = '{ctx.config.evaluate.split}'")
+            .where(f"`{judgement.label}` IS NOT NULL"))
+    scored = rows.select(F.col(judgement.label).cast("double").alias(LABEL),
+                         *[predict_column(ctx.spark, model_uri(version)).alias(who)
+                           for who, version in versions.items()])
+    return ref, scored.persist()
+
+
+def score_versions(scored: DataFrame, metric: str,
+                   versions: dict[str, ModelVersion]) -> dict[str, SplitMetrics]:
+    """All metrics of ``metric``'s family for each version's column of ``scored``."""
+    family = regression_metrics if metric in REGRESSION_METRICS else classification_metrics
+    return {who: family(scored, LABEL, who) for who in versions}
 
 
 def evaluate_model(ctx: StepContext, name: str, judgement: ModelJudgement
@@ -61,10 +87,16 @@ def evaluate_model(ctx: StepContext, name: str, judgement: ModelJudgement
         log.info("%s: no @%s to judge", name, CANDIDATE)
         return None
     champion = version_by_alias(name, CHAMPION)
-    ref, frame = split_frame(ctx, judgement)
-    scores = {"candidate": score_version(candidate, frame, judgement.label, judgement.metric)}
+    versions = {"candidate": candidate}
     if champion is not None and champion.version != candidate.version:
-        scores["champion"] = score_version(champion, frame, judgement.label, judgement.metric)
+        versions["champion"] = champion
+    ref, scored = scored_split(ctx, judgement, versions)
+    try:
+        results = score_versions(scored, judgement.metric, versions)
+    finally:
+        scored.unpersist()
+    scores = {who: result.values for who, result in results.items()}
+    rows = results["candidate"].rows
     metric = judgement.metric
     tag_version(candidate, {
         "mlpipe.eval.metric": metric,
@@ -79,7 +111,7 @@ def evaluate_model(ctx: StepContext, name: str, judgement: ModelJudgement
     mlflow.log_figure(comparison_plot(
         {f"{who} v{v.version}": scores[who][metric]
          for who, v in (("candidate", candidate), ("champion", champion)) if who in scores},
-        metric, f"{name} on {ctx.config.evaluate.split} (rows {len(frame):,})"),
+        metric, f"{name} on {ctx.config.evaluate.split} (rows {rows:,})"),
         f"{name}/comparison.png")
     log.info("%s: candidate v%s %s %.5f%s", name, candidate.version, metric,
              scores["candidate"][metric],

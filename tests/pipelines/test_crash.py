@@ -43,9 +43,14 @@ def test_replayed_batch_is_not_written_twice(spark: SparkSession, tmp_path: Path
     writer._app_id = "test-query"
     writer(lines, 0)
     once = bronze_and_quarantine(spark, config)
+    assert (writer.counts.rows_ingested, writer.counts.rows_quarantined) == once
+    assert writer.counts.files == 2 and writer.counts.quarantined["bad_type:dep_time"] == 1
     writer(lines, 0)  # the same batch id again, as after a crash before the checkpoint commit
     assert bronze_and_quarantine(spark, config) == once
     assert once[1] == 8 and once[0] > 800
+    # Delta skipped the writes, so the replay was counted on its own: the same figures again.
+    assert (writer.counts.rows_ingested, writer.counts.rows_quarantined) == \
+        (2 * once[0], 2 * once[1])
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from models.features.fields import RAW_FIELDS
 from models.features.spark import encode_spark
+from models.metrics import classification_metrics, regression_metrics
 from models.regression import LinearRegressionModel, LogisticRegressionModel
 from pipelines.orchestration.step_runner import record_result
 from pipelines.platform.config import Config
@@ -98,7 +99,8 @@ def test_pyfunc_equals_spark_transform(trained: StepResult, lake_config: Config,
 
 def test_gate_promotes_first_candidate_then_refuses_a_worse_one(
         trained: StepResult, lake_config: Config, spark: SparkSession) -> None:
-    run_tracked(lake_config, spark, EVALUATE.run, "evaluate")
+    first = run_tracked(lake_config, spark, EVALUATE.run, "evaluate")
+    assert_driver_side_scores(first, trained, lake_config, spark)
     result = run_tracked(lake_config, spark, PROMOTE.run, "promote")
     assert result.metrics["promoted"] == 2.0
     client = MlflowClient()
@@ -108,12 +110,30 @@ def test_gate_promotes_first_candidate_then_refuses_a_worse_one(
     # A worse candidate: the same design with every coefficient halved.
     worse = run_tracked(lake_config, spark, lambda ctx: halved_linear(ctx, trained),
                         "train_regression")
-    run_tracked(lake_config, spark, EVALUATE.run, "evaluate")
+    second = run_tracked(lake_config, spark, EVALUATE.run, "evaluate")
+    # Both versions score in one pass; each keeps its own column.
+    assert second.metrics[f"{LINEAR}.champion.rmse"] == \
+        pytest.approx(first.metrics[f"{LINEAR}.candidate.rmse"], rel=1e-12)
+    assert second.metrics[f"{LINEAR}.candidate.rmse"] > second.metrics[f"{LINEAR}.champion.rmse"]
     run_tracked(lake_config, spark, PROMOTE.run, "promote")
     candidate = client.get_model_version(LINEAR, worse.metrics["version"])
     assert candidate.tags["mlpipe.decision"] == "rejected"
     assert client.get_model_version_by_alias(LINEAR, "champion").version == champion.version
     assert "candidate" not in client.get_registered_model(LINEAR).aliases
+
+
+def assert_driver_side_scores(evaluated: StepResult, trained: StepResult, config: Config,
+                              spark: SparkSession) -> None:
+    """Evaluate's scores (Spark UDF, Spark aggregates) equal numpy's on driver predictions."""
+    split = read_table(spark, trained.inputs[0]).where("split = 'test'").toPandas()
+    for name, family in ((LINEAR, regression_metrics), (LOGISTIC, classification_metrics)):
+        label = config.evaluate.models[name].label
+        rows = split[split[label].notna()]
+        predicted = mlflow.pyfunc.load_model(trained.models[name]).predict(rows[list(RAW_FIELDS)])
+        expected = family(rows[label].to_numpy(dtype="float64"),
+                          np.asarray(predicted, dtype="float64"))
+        assert {key: evaluated.metrics[f"{name}.candidate.{key}"] for key in expected} == \
+            pytest.approx(expected, rel=1e-9)
 
 
 def halved_linear(ctx: StepContext, trained: StepResult) -> StepResult:

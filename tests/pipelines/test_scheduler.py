@@ -51,6 +51,22 @@ def test_second_process_sees_the_lock_and_exits(config: Config) -> None:
         holder.wait()
 
 
+def test_a_single_step_does_not_run_beside_a_run_and_names_the_holder(config: Config) -> None:
+    layout = Layout.of(config)
+    holder = hold_lock_in_process(layout)
+    try:
+        step = subprocess.run(
+            [str(Path(sys.executable).with_name("mlpipe")), "--config", str(CONF_DIR),
+             "--set", f"data_root={layout.root}", "--set", "seeding.end=2013-01-02",
+             "step", "seed"], capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert step.returncode == 1, step.stderr
+    assert f"pid {holder.pid}" in step.stderr
+    assert not layout.storage.exists(layout.landing("flights"))
+
+
 def test_lock_left_by_a_killed_run_is_cleared(config: Config,
                                               caplog: pytest.LogCaptureFixture) -> None:
     layout = Layout.of(config)

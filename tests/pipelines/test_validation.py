@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from pipelines.ingest.sources import FLIGHTS, WEATHER
-from pipelines.ingest.validation import bronze_rows, parse_lines, quarantine_rows
-from tests.pipelines.conftest import BAD_FLIGHTS, CANCELLED, GOOD_FLIGHT
+from pipelines.ingest.validation import bronze_rows, field_count, parse_lines, quarantine_rows
+from tests.pipelines.conftest import BAD_FLIGHTS, CANCELLED, GOOD_FLIGHT, flight_line
 
 
 def lines(spark: SparkSession, *values: str):
@@ -20,6 +21,30 @@ def test_each_bad_flight_gets_its_reason(spark: SparkSession) -> None:
     reasons = {r["_raw"]: r["_reason"] for r in parsed.collect()}
     assert FLIGHTS.header not in reasons  # the header is not a row
     assert reasons == {GOOD_FLIGHT: None, CANCELLED: None, **BAD_FLIGHTS}
+
+
+def test_a_value_that_does_not_fit_names_its_column(spark: SparkSession) -> None:
+    """The line is parsed typed once; only a line that did not convert is read as text."""
+    bad = {
+        flight_line(flight="15x5"): "bad_type:flight",
+        flight_line(year="2013.5"): "bad_type:year",
+        flight_line(air_time="long"): "bad_type:air_time",
+        flight_line(time_hour="yesterday"): "bad_type:time_hour",
+        # Two misfits: the first column is named, as every check goes in column order.
+        flight_line(dep_time="5x7", distance="far"): "bad_type:dep_time",
+        # A misfit on a line of the wrong shape is malformed first.
+        flight_line(dep_time="5x7") + ",extra": "malformed:expected 19 fields",
+    }
+    parsed = parse_lines(lines(spark, GOOD_FLIGHT, *bad), FLIGHTS).collect()
+    assert {r["_raw"]: r["_reason"] for r in parsed} == {GOOD_FLIGHT: None, **bad}
+
+
+def test_field_count_with_and_without_quotes(spark: SparkSession) -> None:
+    values = ["a,b,c", '"a,b",c', 'a,"b ""x"", y",c', "", ",,", '"",""']
+    counted = (spark.createDataFrame([(v,) for v in values], "value string")
+               .select("value", field_count(F.col("value")).alias("n")).collect())
+    assert {r["value"]: r["n"] for r in counted} == dict(zip(values, [3, 2, 3, 1, 3, 2],
+                                                             strict=True))
 
 
 def test_types_and_flags(spark: SparkSession) -> None:
