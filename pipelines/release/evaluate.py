@@ -30,12 +30,12 @@ from pipelines.platform.registry import (
     tag_version,
     version_by_alias,
 )
-from pipelines.platform.step import Step, StepContext, StepResult
-from pipelines.release.spark_metrics import (
+from pipelines.platform.spark_metrics import (
     SplitMetrics,
     classification_metrics,
     regression_metrics,
 )
+from pipelines.platform.step import Step, StepContext, StepResult
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from pyspark.sql import functions as F
 from models.features.fields import RAW_FIELDS
 from models.features.spark import encode_spark
 from models.features.spec import FeatureSpec
-from models.metrics import classification_metrics, regression_metrics
 from models.plots import calibration_plot, residuals_plot, roc_plot
 from models.regression import LinearRegression, LogisticRegression
 from models.regression.blocks import DataError as RegressionDataError
@@ -30,11 +29,19 @@ from pipelines.platform.config import TrainRegressionConfig
 from pipelines.platform.errors import DataError
 from pipelines.platform.lake import TableRef, pin, read_table
 from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.spark_metrics import (
+    SplitMetrics,
+    classification_metrics,
+    regression_metrics,
+)
 from pipelines.platform.step import Step, StepContext, StepResult
 
 log = logging.getLogger(__name__)
 
 EXAMPLE_ROWS = 5
+# The test-split rows the residual, ROC and calibration plots draw, sampled beyond this;
+# the logged metrics always use every row.
+PLOT_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ def run(ctx: StepContext) -> StepResult:
     try:
         for task in TASKS:
             uri, task_metrics = train_task(task, encoded, spec, example,
-                                           ctx.config.train_regression)
+                                           ctx.config.train_regression, ctx.config.seed)
             models[task.model_name] = uri
             metrics.update(task_metrics)
     finally:
@@ -94,21 +101,29 @@ def estimator(task: Task, reg_param: float, settings: TrainRegressionConfig
     return LinearRegression(**common) if task.link == "identity" else LogisticRegression(**common)
 
 
-def predictions(model, df: DataFrame, task: Task) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and predictions (minutes, or probability of delay) on the driver."""
-    scored = model.transform(df)
+def scored(model, df: DataFrame, task: Task) -> DataFrame:
+    """Labels ``y`` and predictions ``p`` (minutes, or probability of delay), on Spark."""
     column = (F.col("prediction") if task.link == "identity"
               else vector_to_array(F.col("probability"))[1])
-    frame = scored.select(F.col(task.label).alias("y"), column.alias("p")).toPandas()
-    return frame["y"].to_numpy(), frame["p"].to_numpy()
+    return model.transform(df).select(F.col(task.label).alias("y"), column.alias("p"))
 
 
-def judge(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    return regression_metrics(y, p) if task.link == "identity" else classification_metrics(y, p)
+def judge(task: Task, frame: DataFrame) -> SplitMetrics:
+    """The task's metrics as Spark aggregates: nothing that grows with the split is collected."""
+    family = regression_metrics if task.link == "identity" else classification_metrics
+    return family(frame, "y", "p")
+
+
+def plotted(frame: DataFrame, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``PLOT_ROWS`` labels and predictions on the driver, for the plots."""
+    if rows > PLOT_ROWS:
+        frame = frame.sample(fraction=PLOT_ROWS / rows, seed=seed)
+    local = frame.toPandas()
+    return local["y"].to_numpy(), local["p"].to_numpy()
 
 
 def train_task(task: Task, encoded: DataFrame, spec: FeatureSpec, example: pd.DataFrame,
-               settings: TrainRegressionConfig) -> tuple[str, dict[str, float]]:
+               settings: TrainRegressionConfig, seed: int) -> tuple[str, dict[str, float]]:
     """Fit one regression per ``regParam`` on train, keep the best on validation, log it."""
     train = encoded.where("split = 'train'")
     validation = encoded.where("split = 'validation'")
@@ -122,7 +137,7 @@ def train_task(task: Task, encoded: DataFrame, spec: FeatureSpec, example: pd.Da
             # can make a level collinear): the regularised candidates still stand.
             log.warning("%s regParam=%g skipped: %s", task.short, reg_param, exc)
             continue
-        score = judge(task, *predictions(model, validation, task))[task.selection_metric]
+        score = judge(task, scored(model, validation, task)).values[task.selection_metric]
         metrics[f"{task.short}.validation.{task.selection_metric}.reg_{reg_param:g}"] = score
         log.info("%s regParam=%g: validation %s %.5f (%d passes)", task.short, reg_param,
                  task.selection_metric, score, model.summary.numPasses)
@@ -132,8 +147,13 @@ def train_task(task: Task, encoded: DataFrame, spec: FeatureSpec, example: pd.Da
         raise DataError(f"{task.model_name}: no regParam in {settings.reg_params} gave a fit; "
                         "add a positive one to train_regression.reg_params")
     model, reg_param = best
-    y, p = predictions(model, test, task)
-    metrics.update({f"{task.short}.test.{k}": v for k, v in judge(task, y, p).items()})
+    test_scores = scored(model, test, task).persist()
+    try:
+        result = judge(task, test_scores)
+        y, p = plotted(test_scores, result.rows, seed)
+    finally:
+        test_scores.unpersist()
+    metrics.update({f"{task.short}.test.{k}": v for k, v in result.values.items()})
     metrics.update({f"{task.short}.num_passes": float(model.summary.numPasses),
                     f"{task.short}.total_iterations": float(model.summary.totalIterations)})
     mlflow.log_params({f"{task.short}.regParam": reg_param,

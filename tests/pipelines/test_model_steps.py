@@ -29,6 +29,7 @@ from pipelines.platform.tracking import start_run
 from pipelines.release.batch_score import BATCH_SCORE, PREDICTIONS
 from pipelines.release.evaluate import EVALUATE
 from pipelines.release.promote import PROMOTE
+from pipelines.training import regression
 from pipelines.training.regression import TRAIN_REGRESSION
 from tests.conftest import make_config
 from tests.pipelines.conftest import SeededLake, saved_spec
@@ -75,6 +76,16 @@ def test_train_regression_logs_metrics_and_models(trained: StepResult) -> None:
     assert {"linear/coefficients.csv", "linear/residuals.png"} <= artifacts
     assert {"logistic/roc.png", "logistic/calibration.png"} <= {
         a.path for a in client.list_artifacts(run_id, "logistic")}
+
+
+def test_plots_draw_a_bounded_seeded_sample_of_a_large_split(
+        spark: SparkSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = spark.range(2000).selectExpr("cast(id as double) as y", "id / 2000.0 as p")
+    monkeypatch.setattr(regression, "PLOT_ROWS", 200)
+    y, p = regression.plotted(frame, 2000, seed=7)
+    assert 100 <= len(y) <= 300 and len(p) == len(y)
+    assert np.array_equal(regression.plotted(frame, 2000, seed=7)[0], y)
+    assert len(regression.plotted(frame.limit(150), 150, seed=7)[0]) == 150
 
 
 @pytest.mark.parametrize(("name", "model_class", "column"), [

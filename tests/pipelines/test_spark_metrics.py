@@ -15,7 +15,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from models import metrics as reference
-from pipelines.release.spark_metrics import (
+from pipelines.platform.spark_metrics import (
     classification_metrics,
     count_partition_pairs,
     regression_metrics,
