@@ -5,7 +5,8 @@ synthetic data are generated on executors, cached as ``VectorUDT`` rows, and fit
 by MLlib's solvers in turn. Printed per fit: wall time, data passes (ours; MLlib: iterations),
 final objective (MLlib's own standardised objective, which ours matches) and the largest
 coefficient difference from our fit. The floor is one pass that only brings the features into
-Python through ``vector_to_array`` and ``mapInArrow``.
+Python through ``vector_to_array`` and ``mapInArrow``. Then a ``regParam`` path (``--path``):
+ours through one ``fitMultiple`` (shared passes), ours one fit per value, and MLlib's.
 
     .venv/bin/python bench/regression.py --rows 1000000 --features 20 100 200
 """
@@ -129,6 +130,39 @@ def bench_logistic(df: DataFrame, table: list[dict], key: dict, mllib_max_iter: 
         coef_diff=float(np.max(np.abs(mllib.coefficients.toArray() - reference))))
 
 
+def jobs_and_seconds(spark: SparkSession, fn) -> tuple[object, int, float]:
+    """``fn()``, the Spark jobs it ran (ours: one per data pass) and its wall time."""
+    group = f"bench-{time.monotonic_ns()}"
+    spark.sparkContext.setJobGroup(group, "counting passes")
+    try:
+        result, seconds = timed(fn)
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    return result, len(spark.sparkContext.statusTracker().getJobIdsForGroup(group)), seconds
+
+
+def bench_path(spark: SparkSession, df: DataFrame, family: str, grid: list[float],
+               table: list[dict], key: dict, mllib_max_iter: int) -> None:
+    """A ``regParam`` grid (what the pipeline and ``CrossValidator`` fit): ours through one
+    ``fitMultiple``, ours one fit per value, and MLlib's ``fitMultiple`` (one fit per value)."""
+    ours = LinearRegression() if family == "linear" else LogisticRegression()
+    mllib = (MLlibLinear(solver="normal", maxIter=mllib_max_iter, tol=1e-9) if family == "linear"
+             else MLlibLogistic(maxIter=mllib_max_iter, tol=1e-9))
+    label = f"path of {len(grid)} regParams"
+    fits = {
+        f"ours, one fitMultiple ({label})":
+            lambda: list(ours.fitMultiple(df, [{ours.regParam: r} for r in grid])),
+        f"ours, one fit per value ({label})":
+            lambda: [ours.copy({ours.regParam: r}).fit(df) for r in grid],
+        f"MLlib fitMultiple ({label})":
+            lambda: list(mllib.fitMultiple(df, [{mllib.regParam: r} for r in grid])),
+    }
+    for solver, fn in fits.items():
+        _, jobs, seconds = jobs_and_seconds(spark, fn)
+        row(table, **key, family=family, solver=solver, seconds=round(seconds, 2),
+            passes=f"{jobs} jobs", objective="", coef_diff="")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
@@ -141,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mllib-linear-solvers", nargs="+", default=["normal", "l-bfgs"],
                         choices=["normal", "l-bfgs"])
     parser.add_argument("--memory", default="12g")
+    parser.add_argument("--path", type=float, nargs="*", default=[0.0, 0.001, 0.01],
+                        help="a regParam grid fitted as one path (none: skip the path rows)")
     args = parser.parse_args(argv)
     spark = build_session(args.memory)
     warm_up(spark)
@@ -164,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                                          args.mllib_linear_solvers)
                         else:
                             bench_logistic(df, table, key, args.mllib_max_iter)
+                        if args.path:
+                            bench_path(spark, df, family, args.path, table, key,
+                                       args.mllib_max_iter)
                         df.unpersist(blocking=True)
     finally:
         spark.stop()

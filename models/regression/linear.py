@@ -12,30 +12,34 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from pyspark import keyword_only
 from pyspark.ml import Estimator
+from pyspark.ml.param import Param
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
 from models.regression.blocks import DataError, num_features, prepare_frame, tree_aggregate
 from models.regression.lbfgs import fit_lbfgs
 from models.regression.least_squares import refine, residual_partial, solve_least_squares
+from models.regression.multiple import FitIterator, once, shares_passes
 from models.regression.params import LinearRegressionParams
 from models.regression.persistence import FittedCoefficients
 from models.regression.predict import margin_column
 from models.regression.summary import FitTrace, LinearRegressionSummary, linear_standard_errors
-from models.regression.tsqr import merge_partials, partition_partial
+from models.regression.tsqr import QRPartial, merge_partials, partition_partial
 
 log = logging.getLogger(__name__)
 
 
-def data_pass_runner(estimator: Any, dataset: DataFrame, d: int) -> Any:
+def data_pass_runner(estimator: Any, dataset: DataFrame, d: int, points: int = 1) -> Any:
     """``run_pass(reduce, merge)``: one tree-aggregated pass over the validated columns.
 
-    Partials are at most a (d + 2)^2 matrix (R factor or Hessian) plus vectors."""
+    Partials are at most a (d + 2)^2 matrix (R factor or Hessian) plus vectors, per point
+    a pass evaluates."""
     weight_col = estimator.getOrDefault("weightCol") if estimator.isDefined("weightCol") else ""
     prepared = prepare_frame(dataset, estimator.getFeaturesCol(), estimator.getLabelCol(),
                              weight_col or None)
@@ -43,7 +47,7 @@ def data_pass_runner(estimator: Any, dataset: DataFrame, d: int) -> Any:
 
     def run_pass(reduce_partition: Any, merge: Any) -> Any:
         result = tree_aggregate(prepared, reduce_partition, merge,
-                                estimator.getAggregationDepth(), names, 8 * (d + 4) ** 2)
+                                estimator.getAggregationDepth(), names, 8 * points * (d + 4) ** 2)
         if result is None:
             raise DataError("empty DataFrame: there are no rows (with positive weight) to fit")
         return result
@@ -73,16 +77,37 @@ class LinearRegression(Estimator, LinearRegressionParams, DefaultParamsReadable,
         d = num_features(dataset, self.getFeaturesCol())
         run_pass = data_pass_runner(self, dataset, d)
         if self.use_dense_solver(d):
-            model = self._fit_dense(run_pass)
+            model = self._fit_dense(run_pass, run_pass(partition_partial, merge_partials))
         else:
             model = self._fit_lbfgs(run_pass)
+        return self._finish(model, dataset)
+
+    def _finish(self, model: LinearRegressionModel, dataset: DataFrame) -> LinearRegressionModel:
         self._copyValues(model)
         model.summary.predictions = model.transform(dataset)
         return model
 
-    def _fit_dense(self, run_pass: Any) -> LinearRegressionModel:
+    def fitMultiple(self, dataset: DataFrame, paramMaps: Sequence[dict[Param, Any]]
+                    ) -> Iterator[tuple[int, LinearRegressionModel]]:
+        """One fit per param map; maps that differ only in penalty or tolerances share one
+        R factor, so the whole ``regParam`` path costs one pass (plus any refinement)."""
+        d = num_features(dataset, self.getFeaturesCol())
+        if not (shares_passes(paramMaps) and self.use_dense_solver(d)):
+            return super().fitMultiple(dataset, paramMaps)
+        run_pass = data_pass_runner(self, dataset, d)
+        shared = once(lambda: run_pass(partition_partial, merge_partials))
+        estimators = [self.copy(param_map) for param_map in paramMaps]
+
+        def fit_one(index: int) -> LinearRegressionModel:
+            estimator = estimators[index]
+            return estimator._finish(estimator._fit_dense(run_pass, shared()), dataset)
+
+        return FitIterator(fit_one, len(estimators))
+
+    def _fit_dense(self, run_pass: Any, partial: QRPartial) -> LinearRegressionModel:
+        """Solve from the R factor of the data; a second pass only to refine an
+        ill-conditioned unregularised fit."""
         fit_intercept, reg_param = self.getFitIntercept(), self.getRegParam()
-        partial = run_pass(partition_partial, merge_partials)
         fit = solve_least_squares(partial, fit_intercept=fit_intercept, reg_param=reg_param,
                                   elastic_net=self.getElasticNetParam(),
                                   standardization=self.getStandardization(), tol=self.getTol(),

@@ -10,18 +10,21 @@ information at the optimum. ``tol`` bounds the gradient's largest entry in stand
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from pyspark import keyword_only
 from pyspark.ml import Estimator
+from pyspark.ml.param import Param
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
-from models.regression.blocks import num_features
+from models.regression.blocks import DataError, num_features
 from models.regression.lbfgs import fit_lbfgs
 from models.regression.linear import data_pass_runner
-from models.regression.newton import fit_newton
+from models.regression.multiple import FitIterator, once, shares_passes
+from models.regression.newton import NewtonResult, fit_newton, newton_search, run_searches
 from models.regression.params import LogisticRegressionParams
 from models.regression.persistence import FittedCoefficients
 from models.regression.predict import binary_columns, margin_column
@@ -58,25 +61,61 @@ class LogisticRegression(Estimator, LogisticRegressionParams, DefaultParamsReada
     def _fit(self, dataset: DataFrame) -> LogisticRegressionModel:
         d = num_features(dataset, self.getFeaturesCol())
         run_pass = data_pass_runner(self, dataset, d)
-        options = dict(fit_intercept=self.getFitIntercept(), reg_param=self.getRegParam(),
-                       elastic_net=self.getElasticNetParam(),
-                       standardization=self.getStandardization(), max_iter=self.getMaxIter(),
-                       tol=self.getTol())
         if self.use_dense_solver(d):
-            result = fit_newton(run_pass, d, **options)
-            beta = result.state.coefficients
-            coefficients, intercept = (beta[:d], float(beta[d])) if self.getFitIntercept() \
-                else (beta, 0.0)
-            errors = (covariance_standard_errors(result.state.information)
-                      if self.getRegParam() == 0 else None)
-            trace = FitTrace(result.objective_history, result.iterations, result.passes)
-            count = result.count
-        else:
-            fitted = fit_lbfgs(run_pass, "logistic", **options)
-            coefficients, intercept, errors = fitted.coefficients, fitted.intercept, None
-            trace = FitTrace(fitted.result.objective_history, fitted.result.iterations,
-                             fitted.passes)
-            count = fitted.moments.count
+            result = fit_newton(run_pass, d, **self._options())
+            return self._newton_model(result, d, dataset)
+        fitted = fit_lbfgs(run_pass, "logistic", **self._options())
+        trace = FitTrace(fitted.result.objective_history, fitted.result.iterations,
+                         fitted.passes)
+        return self._model(fitted.coefficients, fitted.intercept, None, trace,
+                           fitted.moments.count, d, dataset)
+
+    def fitMultiple(self, dataset: DataFrame, paramMaps: Sequence[dict[Param, Any]]
+                    ) -> Iterator[tuple[int, LogisticRegressionModel]]:
+        """One fit per param map; maps that differ only in penalty or tolerances run their
+        Newton searches in lockstep, so a ``regParam`` path takes the passes of its
+        longest fit rather than the sum."""
+        d = num_features(dataset, self.getFeaturesCol())
+        if not (shares_passes(paramMaps) and self.use_dense_solver(d)):
+            return super().fitMultiple(dataset, paramMaps)
+        estimators = [self.copy(param_map) for param_map in paramMaps]
+        run_pass = data_pass_runner(self, dataset, d, points=len(estimators))
+
+        def search_all() -> list[NewtonResult | DataError]:
+            searches = [newton_search(d, **estimator._options()) for estimator in estimators]
+            outcomes, passes = run_searches(run_pass, searches, self.getFitIntercept())
+            log.info("%d logistic fits in %d shared passes", len(searches), passes)
+            return outcomes
+
+        outcomes = once(search_all)
+
+        def fit_one(index: int) -> LogisticRegressionModel:
+            outcome = outcomes()[index]
+            if isinstance(outcome, DataError):
+                raise outcome
+            return estimators[index]._newton_model(outcome, d, dataset)
+
+        return FitIterator(fit_one, len(estimators))
+
+    def _options(self) -> dict[str, Any]:
+        return dict(fit_intercept=self.getFitIntercept(), reg_param=self.getRegParam(),
+                    elastic_net=self.getElasticNetParam(),
+                    standardization=self.getStandardization(), max_iter=self.getMaxIter(),
+                    tol=self.getTol())
+
+    def _newton_model(self, result: NewtonResult, d: int, dataset: DataFrame
+                      ) -> LogisticRegressionModel:
+        beta = result.state.coefficients
+        coefficients, intercept = (beta[:d], float(beta[d])) if self.getFitIntercept() \
+            else (beta, 0.0)
+        errors = (covariance_standard_errors(result.state.information)
+                  if self.getRegParam() == 0 else None)
+        trace = FitTrace(result.objective_history, result.iterations, result.passes)
+        return self._model(coefficients, intercept, errors, trace, result.count, d, dataset)
+
+    def _model(self, coefficients: np.ndarray, intercept: float, errors: np.ndarray | None,
+               trace: FitTrace, count: int, d: int, dataset: DataFrame
+               ) -> LogisticRegressionModel:
         log.info("logistic fit: %d features, %d iterations, %d passes", d,
                  trace.totalIterations, trace.numPasses)
         model = LogisticRegressionModel(coefficients=coefficients, intercept=intercept)

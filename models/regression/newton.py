@@ -6,13 +6,17 @@ sum up the reduction tree. Newton converges quadratically, so a fit to a gradien
 about as many passes as it has iterations (under ten on ordinary data), where MLlib's L-BFGS takes
 tens. A backtracking (Armijo) line search keeps every step a descent step; with an L1 part the
 step is the proximal Newton step, the elastic-net quadratic solved by coordinate descent.
+
+A search never runs a pass itself: it yields the points it needs and is sent their sums, so
+several searches (a ``regParam`` path) advance together on one pass per step.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
@@ -28,21 +32,35 @@ ARMIJO = 1e-4
 MAX_HALVINGS = 30
 
 
-def newton_partial(coefficients: np.ndarray, fit_intercept: bool, blocks: Blocks
-                   ) -> tuple[np.ndarray, ...] | None:
-    """Executor side: (loss, sum w, sum w^2, rows), gradient, Hessian, sum w x, sum w x^2."""
+def point_partial(coefficients: np.ndarray, xa: np.ndarray, x: np.ndarray, y: np.ndarray,
+                  w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One block at one point: (loss, sum w, sum w^2, rows), gradient, Hessian, sum w x,
+    sum w x^2; ``xa`` is ``x`` with the intercept's column of ones when there is one."""
+    eta = xa @ coefficients
+    p = expit(eta)
+    loss = w @ (np.logaddexp(0.0, eta) - y * eta)
+    curvature = w * p * (1.0 - p)
+    return (np.array([loss, w.sum(), w @ w, len(w)]), xa.T @ (w * (p - y)),
+            xa.T @ (xa * curvature[:, None]), w @ x, w @ (x * x))
+
+
+def newton_partials(points: list[np.ndarray], fit_intercept: bool, blocks: Blocks
+                    ) -> list[tuple[np.ndarray, ...]] | None:
+    """Executor side of a pass: :func:`point_partial` at every point, one read of the rows."""
     out = None
     for x, y, w in blocks:
         check_binary_labels(y)
         xa = np.column_stack((x, np.ones(len(y)))) if fit_intercept else x
-        eta = xa @ coefficients
-        p = expit(eta)
-        loss = w @ (np.logaddexp(0.0, eta) - y * eta)
-        curvature = w * p * (1.0 - p)
-        part = (np.array([loss, w.sum(), w @ w, len(w)]), xa.T @ (w * (p - y)),
-                xa.T @ (xa * curvature[:, None]), w @ x, w @ (x * x))
-        out = part if out is None else sum_partials(out, part)
+        parts = [point_partial(point, xa, x, y, w) for point in points]
+        out = parts if out is None else sum_partial_lists(out, parts)
     return out
+
+
+def sum_partial_lists(a: list | None, b: list | None) -> list | None:
+    """The merge of a pass's partials: point by point."""
+    if a is None or b is None:
+        return a if b is None else b
+    return [sum_partials(left, right) for left, right in zip(a, b, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -66,22 +84,14 @@ class NewtonResult:
 
 
 class _Problem:
-    """The penalised objective over the data: builds states from passes."""
+    """The penalised objective: builds states from the partial sums of a pass."""
 
-    def __init__(self, run_pass: Callable[..., tuple], d: int, fit_intercept: bool,
-                 reg_param: float, elastic_net: float, standardization: bool) -> None:
-        self.run_pass, self.d, self.fit_intercept = run_pass, d, fit_intercept
+    def __init__(self, d: int, fit_intercept: bool, reg_param: float, elastic_net: float,
+                 standardization: bool) -> None:
+        self.d, self.fit_intercept = d, fit_intercept
         self.reg_param, self.elastic_net, self.standardization = (reg_param, elastic_net,
                                                                   standardization)
-        self.passes = 0
         self.l1 = self.l2 = np.zeros(d + int(fit_intercept))
-
-    def evaluate(self, coefficients: np.ndarray) -> tuple[NewtonState, tuple]:
-        """One pass: the state at ``coefficients`` and the raw partial sums it came from."""
-        reduce = functools.partial(newton_partial, coefficients, self.fit_intercept)
-        partial = self.run_pass(reduce, sum_partials)
-        self.passes += 1
-        return self.state(coefficients, partial), partial
 
     def state(self, coefficients: np.ndarray, partial: tuple) -> NewtonState:
         (loss, weight_sum, _, _), gradient, hessian, _, _ = partial
@@ -149,14 +159,23 @@ def check_identifiable(information: np.ndarray, d: int) -> None:
                         "regParam > 0")
 
 
-def fit_newton(run_pass: Callable[..., tuple], d: int, *, fit_intercept: bool,
-               reg_param: float, elastic_net: float, standardization: bool, max_iter: int,
-               tol: float) -> NewtonResult:
-    """Minimise mean log-loss + elastic-net penalty from zero; one pass per evaluation."""
-    problem = _Problem(run_pass, d, fit_intercept, reg_param, elastic_net, standardization)
-    start, partial = problem.evaluate(np.zeros(d + int(fit_intercept)))
+# A Newton search yields the points it needs evaluated and is sent each point's partial sums.
+Search = Generator[np.ndarray, tuple, NewtonResult]
+
+
+def newton_search(d: int, *, fit_intercept: bool, reg_param: float, elastic_net: float,
+                  standardization: bool, max_iter: int, tol: float) -> Search:
+    """Minimise mean log-loss + elastic-net penalty from zero, one evaluated point at a time.
+
+    The search does no pass itself: a driver (:func:`run_searches`) evaluates the points it
+    yields, so that several searches can share each pass over the data.
+    """
+    problem = _Problem(d, fit_intercept, reg_param, elastic_net, standardization)
+    start = np.zeros(d + int(fit_intercept))
+    partial = yield start
+    passes = 1
     std = problem.set_penalty(partial)
-    state = problem.state(start.coefficients, partial)  # now with the penalty's curvature
+    state = problem.state(start, partial)
     count = int(partial[0][3])
     if reg_param == 0:
         check_identifiable(state.information, d)
@@ -167,7 +186,9 @@ def fit_newton(run_pass: Callable[..., tuple], d: int, *, fit_intercept: bool,
             problem.l1 @ (np.abs(state.coefficients + direction) - np.abs(state.coefficients)))
         step = 1.0
         for _ in range(MAX_HALVINGS):
-            trial, _ = problem.evaluate(state.coefficients + step * direction)
+            point = state.coefficients + step * direction
+            trial = problem.state(point, (yield point))
+            passes += 1
             slack = 1e-15 * abs(state.objective)
             if trial.objective <= state.objective + ARMIJO * step * decrease + slack:
                 break
@@ -176,4 +197,48 @@ def fit_newton(run_pass: Callable[..., tuple], d: int, *, fit_intercept: bool,
             break
         state, iterations = trial, iterations + 1
         history.append(state.objective)
-    return NewtonResult(state, history, iterations, problem.passes, count)
+    return NewtonResult(state, history, iterations, passes, count)
+
+
+def run_searches(run_pass: Callable[..., list | None], searches: list[Search],
+                 fit_intercept: bool) -> tuple[list[NewtonResult | DataError], int]:
+    """Drive ``searches`` together: every pass evaluates each unfinished search's next point
+    (a point several ask for, such as the shared start, once).
+
+    Returns each search's result, or the :class:`DataError` it raised, and the passes made:
+    the longest search's, not the sum.
+    """
+    outcomes: dict[int, NewtonResult | DataError] = {}
+    wanted: dict[int, np.ndarray] = {}
+
+    def advance(index: int, partial: tuple | None) -> None:
+        try:
+            wanted[index] = searches[index].send(partial)
+        except StopIteration as finished:
+            outcomes[index] = finished.value
+            wanted.pop(index, None)
+        except DataError as error:
+            outcomes[index] = error
+            wanted.pop(index, None)
+
+    for index in range(len(searches)):
+        advance(index, None)
+    passes = 0
+    while wanted:
+        points = list({point.tobytes(): point for point in wanted.values()}.values())
+        where = {point.tobytes(): i for i, point in enumerate(points)}
+        partials = run_pass(functools.partial(newton_partials, points, fit_intercept),
+                            sum_partial_lists)
+        passes += 1
+        for index, point in list(wanted.items()):
+            advance(index, partials[where[point.tobytes()]])
+    return [outcomes[index] for index in range(len(searches))], passes
+
+
+def fit_newton(run_pass: Callable[..., list | None], d: int, **options: Any) -> NewtonResult:
+    """One Newton fit (:func:`newton_search` with ``options``); one pass per evaluation."""
+    (outcome,), _ = run_searches(run_pass, [newton_search(d, **options)],
+                                 options["fit_intercept"])
+    if isinstance(outcome, DataError):
+        raise outcome
+    return outcome

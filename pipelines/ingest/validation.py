@@ -9,8 +9,8 @@ required value that is absent (``missing:<column>``), then the source's rules
 
 Each line is parsed once, typed. The parser marks a line it could not convert (a
 value that does not fit its type, or the wrong number of fields); only those lines
-are parsed again as text, to name the column whose value did not fit. A type
-error is rare, so naming it costs nothing on good data.
+have their fields counted and are parsed again as text, to name the column whose
+value did not fit. A misfit is rare, so naming it costs nothing on good data.
 """
 
 from __future__ import annotations
@@ -65,11 +65,6 @@ def _checks(source: Source) -> list[tuple[str, Column]]:
     ]
 
 
-def reasons(source: Source) -> list[str]:
-    """Every reason :func:`reason_expr` can give for ``source``: a batch is counted by these."""
-    return list(dict.fromkeys(reason for reason, _ in _checks(source)))
-
-
 def reason_expr(source: Source) -> Column:
     """The first reason a parsed row is bad, or NULL for a good row."""
     return F.coalesce(*[F.when(bad, F.lit(reason)) for reason, bad in _checks(source)])
@@ -87,10 +82,11 @@ def parse_lines(lines: DataFrame, source: Source) -> DataFrame:
         .select(
             F.col("value").alias(RAW),
             F.col(SOURCE_FILE),
-            field_count(F.col("value")).alias("_fields"),
             F.from_csv("value", typed, CSV_OPTIONS).alias("_typed"),
         )
-        .select(RAW, SOURCE_FILE, "_fields", "_typed.*")
+        .select(RAW, SOURCE_FILE, "_typed.*")
+        .withColumn("_fields", F.when(F.col(_UNFIT).isNotNull(), field_count(F.col(RAW)))
+                    .otherwise(len(source.columns)))
         .withColumn("_text", F.when(F.col(_UNFIT).isNotNull(), F.from_csv(
             F.col(RAW), _ddl(source.schema, as_text=True), CSV_OPTIONS)))
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -69,14 +69,18 @@ def append(
     run_id: str | None = None,
     txn: tuple[str, int] | None = None,
     partition_by: Sequence[str] = (),
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Append in one transaction.
 
     With ``txn=(app_id, version)`` the append is idempotent: Delta records the pair
     in the commit and skips any later append with the same app id and a version not
-    greater than the last, so a retried batch is never written twice.
+    greater than the last, so a retried batch is never written twice. ``properties``
+    (``delta.*`` table properties) take effect when the append creates the table.
     """
     writer = df.write.format("delta").mode("append").option("userMetadata", commit_note(run_id))
+    for key, value in (properties or {}).items():
+        writer = writer.option(key, value)
     if txn is not None:
         app_id, version = txn
         writer = writer.option("txnAppId", app_id).option("txnVersion", version)

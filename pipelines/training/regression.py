@@ -8,8 +8,9 @@ on the test split, and log a numpy-only pyfunc that scores raw flight records.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import mlflow
 import numpy as np
@@ -39,6 +40,8 @@ from pipelines.platform.step import Step, StepContext, StepResult
 log = logging.getLogger(__name__)
 
 EXAMPLE_ROWS = 5
+# Partitions of the training rows per core: even shares, so no core idles at a pass's end.
+PARTITIONS_PER_CORE = 4
 # The test-split rows the residual, ROC and calibration plots draw, sampled beyond this;
 # the logged metrics always use every row.
 PLOT_ROWS = 200_000
@@ -59,13 +62,14 @@ TASKS = (
     Task("flight-delay-linear", "linear", "arr_delay", "identity", "rmse"),
     Task("flight-delay-logistic", "logistic", "is_delayed", "logit", "log_loss"),
 )
+LABELS = tuple(task.label for task in TASKS)
 
 
 def run(ctx: StepContext) -> StepResult:
     ref = pin(ctx.spark, f"silver.{FEATURE_TABLE}", ctx.layout.table("silver", FEATURE_TABLE))
     spec = FeatureSpec.from_json(
         ctx.layout.storage.read_text(ctx.layout.feature_spec(FEATURE_TABLE, ref.version)))
-    encoded = encoded_splits(spec, ref, ctx).cache()
+    encoded = encoded_splits(spec, spread_rows(ref, ctx)).cache()
     example = (read_table(ctx.spark, ref).where("split = 'test'").select(*RAW_FIELDS)
                .limit(EXAMPLE_ROWS).toPandas())
     models, metrics = {}, {}
@@ -84,21 +88,51 @@ def run(ctx: StepContext) -> StepResult:
                  f"({len(spec.linear_feature_names)} features)")
 
 
-def encoded_splits(spec: FeatureSpec, ref: TableRef, ctx: StepContext) -> DataFrame:
+def spread_rows(ref: TableRef, ctx: StepContext) -> DataFrame:
+    """The raw fields, labels and split of every flight, spread evenly over the cores.
+
+    The table comes in a few files of uneven size, and a pass is as slow as its largest
+    partition. (Caching these rows and encoding on every pass was tried: at 10x each pass
+    then cost a quarter more than reading back the cached vectors, even from disk.)
+    """
+    partitions = ctx.spark.sparkContext.defaultParallelism * PARTITIONS_PER_CORE
+    return (read_table(ctx.spark, ref).select(*RAW_FIELDS, "split", *LABELS)
+            .repartition(partitions))
+
+
+def encoded_splits(spec: FeatureSpec, rows: DataFrame) -> DataFrame:
     """The feature vector, both labels and the split of every labelled flight."""
-    table = read_table(ctx.spark, ref)
-    return encode_spark(spec, table).select(
-        "features", "split", F.col("arr_delay").cast("double").alias("arr_delay"),
-        F.col("is_delayed").cast("double").alias("is_delayed"))
+    return encode_spark(spec, rows).select(
+        "features", "split", *[F.col(label).cast("double").alias(label) for label in LABELS])
 
 
-def estimator(task: Task, reg_param: float, settings: TrainRegressionConfig
+def estimator(task: Task, settings: TrainRegressionConfig
               ) -> LinearRegression | LogisticRegression:
     """Our estimator for ``task``, with MLlib's parameter names."""
-    common = {"featuresCol": "features", "labelCol": task.label, "regParam": reg_param,
+    common = {"featuresCol": "features", "labelCol": task.label,
               "elasticNetParam": settings.elastic_net_param, "maxIter": settings.max_iter,
               "tol": settings.tol}
     return LinearRegression(**common) if task.link == "identity" else LogisticRegression(**common)
+
+
+def fitted_path(task: Task, train: DataFrame, settings: TrainRegressionConfig
+                ) -> Iterator[tuple[float, Any]]:
+    """``(regParam, model)`` for each of ``settings.reg_params`` that gives a fit.
+
+    One ``fitMultiple`` call, so the fits share their passes over the data (one R factor
+    for the linear path, lockstep Newton steps for the logistic one).
+    """
+    fitter = estimator(task, settings)
+    fits = fitter.fitMultiple(train, [{fitter.regParam: r} for r in settings.reg_params])
+    for reg_param in settings.reg_params:  # fitMultiple yields in param-map order
+        try:
+            _, model = next(fits)
+        except RegressionDataError as exc:
+            # An unregularised fit of a rank-deficient design (a short slice of data
+            # can make a level collinear): the regularised candidates still stand.
+            log.warning("%s regParam=%g skipped: %s", task.short, reg_param, exc)
+            continue
+        yield reg_param, model
 
 
 def scored(model, df: DataFrame, task: Task) -> DataFrame:
@@ -129,14 +163,7 @@ def train_task(task: Task, encoded: DataFrame, spec: FeatureSpec, example: pd.Da
     validation = encoded.where("split = 'validation'")
     test = encoded.where("split = 'test'")
     best, best_score, metrics = None, float("inf"), {}
-    for reg_param in settings.reg_params:
-        try:
-            model = estimator(task, reg_param, settings).fit(train)
-        except RegressionDataError as exc:
-            # An unregularised fit of a rank-deficient design (a short slice of data
-            # can make a level collinear): the regularised candidates still stand.
-            log.warning("%s regParam=%g skipped: %s", task.short, reg_param, exc)
-            continue
+    for reg_param, model in fitted_path(task, train, settings):
         score = judge(task, scored(model, validation, task)).values[task.selection_metric]
         metrics[f"{task.short}.validation.{task.selection_metric}.reg_{reg_param:g}"] = score
         log.info("%s regParam=%g: validation %s %.5f (%d passes)", task.short, reg_param,

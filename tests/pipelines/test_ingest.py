@@ -10,6 +10,7 @@ import deltalake
 from pyspark.sql import SparkSession
 
 from pipelines.ingest.seed import seed_landing
+from pipelines.ingest.sources import FLIGHTS
 from pipelines.ingest.step_ingest import INGEST
 from pipelines.platform.lake import commit_run_id, latest_version, read_table
 from pipelines.platform.layout import FEATURE_TABLE, Layout
@@ -85,3 +86,8 @@ def test_ingest_is_incremental_and_idempotent(spark: SparkSession, tmp_path: Pat
     per_day = {r["day"]: r["count"] for r in bronze.groupBy("day").count().collect()}
     assert set(per_day) == {1, 2, 3}
     assert bronze.where("day > 1").select("_run_id").distinct().collect()[0][0] == "run-2"
+    # Every file of every append keeps min/max statistics for the source's stats columns only.
+    stats = [json.loads(row["stats"]) for row in spark.read.json(f"{path}/_delta_log/*.json")
+             .where("add IS NOT NULL").select("add.stats").collect()]
+    assert len(stats) >= 2
+    assert all(set(s["minValues"]) == set(FLIGHTS.stats_columns) for s in stats), stats[0]
