@@ -15,6 +15,7 @@ from typing import Any, Literal
 import mlflow
 import numpy as np
 import pandas as pd
+from pyspark import StorageLevel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -69,7 +70,10 @@ def run(ctx: StepContext) -> StepResult:
     ref = pin(ctx.spark, f"silver.{FEATURE_TABLE}", ctx.layout.table("silver", FEATURE_TABLE))
     spec = FeatureSpec.from_json(
         ctx.layout.storage.read_text(ctx.layout.feature_spec(FEATURE_TABLE, ref.version)))
-    encoded = encoded_splits(spec, spread_rows(ref, ctx)).cache()
+    # On local disk only: at 10x the vectors (8 doubles a feature) outgrow the memory, and a
+    # spilled block read back is first unrolled into memory again, which starved the
+    # aggregations of execution memory (an out-of-memory failure at 10x).
+    encoded = encoded_splits(spec, spread_rows(ref, ctx)).persist(StorageLevel.DISK_ONLY)
     example = (read_table(ctx.spark, ref).where("split = 'test'").select(*RAW_FIELDS)
                .limit(EXAMPLE_ROWS).toPandas())
     models, metrics = {}, {}
