@@ -66,8 +66,12 @@ def regression_metrics(df: DataFrame, label: str, prediction: str) -> SplitMetri
 
 
 def classification_metrics(df: DataFrame, label: str, prediction: str,
-                           threshold: float = 0.5) -> SplitMetrics:
-    """AUC, log loss, accuracy at ``threshold`` and Brier score of predicted probabilities."""
+                           threshold: float = 0.5, *, auc: bool = True) -> SplitMetrics:
+    """AUC, log loss, accuracy at ``threshold`` and Brier score of predicted probabilities.
+
+    ``auc=False`` leaves the AUC out, and with it the sort of the score axis: the other
+    three come from one aggregate.
+    """
     y, probability = _double(label), _double(prediction)
     positive = y == 1
     # Spark orders NaN above every number, so NaN is kept out of clipping and the threshold
@@ -83,12 +87,12 @@ def classification_metrics(df: DataFrame, label: str, prediction: str,
                   F.count(F.when(called == positive, 1)).alias("correct"),
                   F.sum((probability - y) * (probability - y)).alias("squared")).first()
     rows = _rows(sums)
-    auc = (float("nan") if sums.missing else
-           _roc_auc(df, label, prediction, sums.positives, rows - sums.positives))
-    return SplitMetrics(rows, {"auc": auc,
-                               "log_loss": -sums.likelihood / rows,
-                               "accuracy": sums.correct / rows,
-                               "brier": sums.squared / rows})
+    values = {"log_loss": -sums.likelihood / rows, "accuracy": sums.correct / rows,
+              "brier": sums.squared / rows}
+    if auc:
+        values["auc"] = (float("nan") if sums.missing else
+                         _roc_auc(df, label, prediction, sums.positives, rows - sums.positives))
+    return SplitMetrics(rows, values)
 
 
 def roc_auc(df: DataFrame, label: str, score: str, partitions: int | None = None) -> float:

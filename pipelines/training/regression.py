@@ -146,10 +146,14 @@ def scored(model, df: DataFrame, task: Task) -> DataFrame:
     return model.transform(df).select(F.col(task.label).alias("y"), column.alias("p"))
 
 
-def judge(task: Task, frame: DataFrame) -> SplitMetrics:
-    """The task's metrics as Spark aggregates: nothing that grows with the split is collected."""
-    family = regression_metrics if task.link == "identity" else classification_metrics
-    return family(frame, "y", "p")
+def judge(task: Task, frame: DataFrame, *, ranking: bool = True) -> SplitMetrics:
+    """The task's metrics as Spark aggregates: nothing that grows with the split is collected.
+
+    ``ranking=False`` leaves out the AUC, the one metric that sorts the split.
+    """
+    if task.link == "identity":
+        return regression_metrics(frame, "y", "p")
+    return classification_metrics(frame, "y", "p", auc=ranking)
 
 
 def plotted(frame: DataFrame, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +172,8 @@ def train_task(task: Task, encoded: DataFrame, spec: FeatureSpec, example: pd.Da
     test = encoded.where("split = 'test'")
     best, best_score, metrics = None, float("inf"), {}
     for reg_param, model in fitted_path(task, train, settings):
-        score = judge(task, scored(model, validation, task)).values[task.selection_metric]
+        score = judge(task, scored(model, validation, task),
+                      ranking=task.selection_metric == "auc").values[task.selection_metric]
         metrics[f"{task.short}.validation.{task.selection_metric}.reg_{reg_param:g}"] = score
         log.info("%s regParam=%g: validation %s %.5f (%d passes)", task.short, reg_param,
                  task.selection_metric, score, model.summary.numPasses)

@@ -68,6 +68,9 @@ def test_classification_metrics_equal_numpy_with_ties(spark: SparkSession,
     assert got.rows == ROWS
     assert 0.5 < expected["auc"] < 1.0
     assert_same(got.values, expected)
+    # Without the AUC (a selection by log loss): the other metrics alone, the same values.
+    without = classification_metrics(df, "y", "p", auc=False).values
+    assert_same(without, {k: v for k, v in expected.items() if k != "auc"})
     # Cut into several score ranges, whose pairs are combined on the driver.
     assert math.isclose(roc_auc(df, "y", "p", partitions=7), expected["auc"], rel_tol=1e-9)
 
