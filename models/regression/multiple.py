@@ -1,4 +1,4 @@
-"""``fitMultiple`` that shares data passes: a regularisation path costs about one fit.
+"""``fitMultiple`` that shares data passes: a path reads the data as often as its longest fit.
 
 ``pyspark.ml``'s ``Estimator.fitMultiple`` (what ``CrossValidator`` and
 ``TrainValidationSplit`` call, and what the pipeline calls for its ``regParam`` grid) fits
