@@ -8,9 +8,10 @@ process dies after a Delta commit but before the checkpoint records the batch, t
 rerun replays the same batch id and Delta skips the append it already holds. A crash
 anywhere therefore leaves no partial data and no duplicates.
 
-A batch is parsed once on its way to bronze, and counted on that pass (an observation
-of the write, not another job). The quarantine append parses again only the files that
-had a bad row, which on clean data is none, and counts their rows per reason.
+A batch is parsed once on its way to bronze, and its rows are counted on that pass (an
+observation of the write, not another job). The quarantine append parses again only the
+files that had a bad row, which on clean data is none, and counts their rows per reason.
+The files with a row are counted by one scan of the text.
 """
 
 from __future__ import annotations
