@@ -54,10 +54,15 @@ def _clock(column: str, last: int = 2359) -> str:
     return f"{column} BETWEEN 0 AND {last} AND {column} % 100 < 60"
 
 
+# A calendar day, checked with integer arithmetic: formatting and parsing a date string on
+# every row cost a quarter of the validation of the flights.
+_LEAP_YEAR = "year % 4 = 0 AND (year % 100 != 0 OR year % 400 = 0)"
+_DAYS_IN_MONTH = (f"CASE WHEN month = 2 THEN IF({_LEAP_YEAR}, 29, 28) "
+                  "WHEN month IN (4, 6, 9, 11) THEN 30 ELSE 31 END")
 _DATE_RULES = (
     ("invalid:month", "month BETWEEN 1 AND 12"),
     ("invalid:day", "day BETWEEN 1 AND 31"),
-    ("invalid:date", "try_to_date(format_string('%04d-%02d-%02d', year, month, day)) IS NOT NULL"),
+    ("invalid:date", f"year BETWEEN 1 AND 9999 AND day <= {_DAYS_IN_MONTH}"),
 )
 
 FLIGHTS = Source(

@@ -39,6 +39,18 @@ def test_a_value_that_does_not_fit_names_its_column(spark: SparkSession) -> None
     assert {r["_raw"]: r["_reason"] for r in parsed} == {GOOD_FLIGHT: None, **bad}
 
 
+def test_the_date_rule_knows_the_calendar(spark: SparkSession) -> None:
+    """Month lengths and leap years, as the Gregorian calendar has them."""
+    days = {("2013", "2", "28"): None, ("2013", "2", "29"): "invalid:date",
+            ("2016", "2", "29"): None, ("2000", "2", "29"): None,
+            ("1900", "2", "29"): "invalid:date", ("2013", "4", "30"): None,
+            ("2013", "4", "31"): "invalid:date", ("2013", "12", "31"): None,
+            ("0", "1", "1"): "invalid:date"}
+    given = {flight_line(year=y, month=m, day=d): reason for (y, m, d), reason in days.items()}
+    parsed = parse_lines(lines(spark, *given), FLIGHTS).collect()
+    assert {r["_raw"]: r["_reason"] for r in parsed} == given
+
+
 def test_field_count_with_and_without_quotes(spark: SparkSession) -> None:
     values = ["a,b,c", '"a,b",c', 'a,"b ""x"", y",c', "", ",,", '"",""']
     counted = (spark.createDataFrame([(v,) for v in values], "value string")
