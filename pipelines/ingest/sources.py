@@ -54,8 +54,8 @@ def _clock(column: str, last: int = 2359) -> str:
     return f"{column} BETWEEN 0 AND {last} AND {column} % 100 < 60"
 
 
-# A calendar day, checked with integer arithmetic: formatting and parsing a date string on
-# every row cost a quarter of the validation of the flights.
+# A calendar day, checked with integer arithmetic rather than by formatting a date string
+# and parsing it back on every row.
 _LEAP_YEAR = "year % 4 = 0 AND (year % 100 != 0 OR year % 400 = 0)"
 _DAYS_IN_MONTH = (f"CASE WHEN month = 2 THEN IF({_LEAP_YEAR}, 29, 28) "
                   "WHEN month IN (4, 6, 9, 11) THEN 30 ELSE 31 END")
