@@ -1,8 +1,13 @@
 """Each rank's own shard of a pinned Delta table, batched through ``tf.data``.
 
 The file list comes from the Delta log at the pinned version (delta-rs, no Spark),
-so a worker reads exactly the data the driver logged and never more; files are
-dealt round-robin to ranks, so shards are disjoint and nothing passes through a driver.
+so a worker reads exactly the data the driver logged and never more. Each rank takes an
+equal, contiguous run of the split's rows in file and row-group order (counted from
+footers, or from the split column where files mix splits), so shards are disjoint, differ
+by at most one row, and nothing passes through a driver. Dealing whole files instead
+would tie a rank's share to the writer's file sizes: two files of 2.3M and 1.0M rows left
+40% of a 10x training split untrained, since every rank stops at the smallest shard's
+steps (bench/RESULTS.md).
 The log and the files are reached through :class:`~models.storage.Storage`: a local
 table or one on the object store, read alike by ranks on any host.
 
@@ -49,76 +54,61 @@ per-block costs (Arrow to pandas, the encoder's per-call work), a quarter of the
 
 # Inputs by name and a ``(n, 1)`` label column: an encoded block, or a batch.
 Block = tuple[dict[str, np.ndarray], np.ndarray]
-# A row group: a file of the shard and the index of the group within it.
-Unit = tuple[str, int]
+# A run of one row group: the file, the group's index in it, and the first and past-the-end
+# positions of this rank's rows among the group's rows of the split.
+Unit = tuple[str, int, int, int]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Shard:
-    """The Parquet files of one rank for one split, as paths within ``filesystem``.
+    """One rank's rows of one split: runs of Parquet row groups within ``filesystem``.
 
-    ``row_filter`` when files mix splits; ``rows = (rank, size)`` keeps every
-    ``size``-th row of each row group from ``rank`` when the table has fewer files than
-    there are ranks.
+    ``row_filter`` when files mix splits: a unit's positions then count the split's rows
+    of its group only.
     """
 
-    files: tuple[str, ...]
+    units: tuple[Unit, ...]
     split: str
     row_filter: bool
     filesystem: pafs.FileSystem
-    rows: tuple[int, int] = (0, 1)
 
-    def units(self) -> list[Unit]:
-        """The shard's row groups in file order (from footers): what a pass reads in turn."""
-        units = []
-        for path in self.files:
-            with self._open(path) as file:
-                units.extend((path, group) for group in range(file.num_row_groups))
-        return units
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files the shard reads from, in order."""
+        return tuple(dict.fromkeys(path for path, *_ in self.units))
 
     def read(self, unit: Unit, columns: list[str], block_rows: int = READ_ROWS
              ) -> Iterator[pd.DataFrame]:
         """This shard's rows of one row group, the named columns, ``block_rows`` read at a time.
 
         Only one block of the group is decoded at a time, so memory is bounded by
-        ``block_rows`` whatever the size of the group.
+        ``block_rows`` whatever the size of the group; reading stops at the run's end.
         """
-        path, group = unit
-        start, step = self.rows
+        path, group, first, stop = unit
         wanted = list(dict.fromkeys([*columns, SPLIT_COLUMN] if self.row_filter else columns))
-        seen = 0  # rows of the split before this block in the group: which are this rank's
+        seen = 0  # rows of the split before this block in the group
         with self._open(path) as file:
             for batch in file.iter_batches(batch_size=block_rows, row_groups=[group],
                                            columns=wanted):
                 if self.row_filter:
                     batch = batch.filter(pc.equal(batch[SPLIT_COLUMN], self.split))
-                if step > 1:
-                    mine = np.arange((start - seen) % step, batch.num_rows, step)
-                    seen += batch.num_rows
-                    batch = batch.take(mine)
-                yield batch.select(columns).to_pandas()
+                start, end = max(first - seen, 0), min(stop - seen, batch.num_rows)
+                seen += batch.num_rows
+                if start < end:
+                    yield batch.slice(start, end - start).select(columns).to_pandas()
+                if seen >= stop:
+                    return
 
     def frames(self, columns: list[str]) -> Iterator[pd.DataFrame]:
         """The shard's rows in file order, a block of at most :data:`READ_ROWS` at a time."""
-        for unit in self.units():
+        for unit in self.units:
             yield from self.read(unit, columns)
 
     def count_rows(self) -> int:
-        """Rows of this shard, from Parquet footers when files hold one split."""
-        start, step = self.rows
-        return sum(len(range(start, rows, step)) for rows in self._rows_per_group())
-
-    def _rows_per_group(self) -> Iterator[int]:
-        for path in self.files:
-            with self._open(path) as file:
-                for group in range(file.num_row_groups):
-                    if not self.row_filter:
-                        yield file.metadata.row_group(group).num_rows
-                        continue
-                    split = file.read_row_group(group, columns=[SPLIT_COLUMN])[SPLIT_COLUMN]
-                    yield pc.sum(pc.equal(split, self.split)).as_py() or 0
+        """Rows of this shard (known from the units, nothing is read)."""
+        return sum(stop - first for _, _, first, stop in self.units)
 
     def _open(self, path: str) -> pq.ParquetFile:
         return pq.ParquetFile(path, filesystem=self.filesystem)
@@ -128,8 +118,10 @@ def shard_files(storage: Storage, table_path: str, version: int, split: str, ran
                 size: int) -> Shard:
     """Rank ``rank`` of ``size``'s part of ``split`` at ``version`` of the table.
 
-    Whole files, dealt round-robin, when there are enough; otherwise every rank reads
-    all files and keeps its own rows (correct, but each rank reads everything).
+    The split's rows, in file and row-group order, cut into ``size`` contiguous runs whose
+    lengths differ by at most one. Every rank reads the footers of all files (and the split
+    column, where files mix splits) to agree on the cut; it then decodes only the row
+    groups its run touches, from a group's start to the run's end.
     """
     uri, options = storage.delta_options(table_path)
     table = DeltaTable(uri, version=version, storage_options=options or None)
@@ -139,11 +131,29 @@ def shard_files(storage: Storage, table_path: str, version: int, split: str, ran
     # delta-rs names files by URI (s3://bucket/key on the store); pyarrow wants paths.
     filesystem = storage.resolve(table_path)[0]
     files = sorted(storage.resolve(file_uri)[1] for file_uri in uris)
-    if len(files) >= size:
-        return Shard(tuple(files[rank::size]), split, row_filter=not partitioned,
-                     filesystem=filesystem)
-    return Shard(tuple(files), split, row_filter=not partitioned, filesystem=filesystem,
-                 rows=(rank, size))
+    groups = [(path, group, rows) for path in files
+              for group, rows in enumerate(_split_rows(pq.ParquetFile(path, filesystem=filesystem),
+                                                       split, row_filter=not partitioned))]
+    total = sum(rows for *_, rows in groups)
+    low, high = total * rank // size, total * (rank + 1) // size
+    units, before = [], 0  # before: the split's rows in the groups already passed
+    for path, group, rows in groups:
+        first, stop = max(low - before, 0), min(high - before, rows)
+        if first < stop:
+            units.append((path, group, first, stop))
+        before += rows
+    return Shard(tuple(units), split, row_filter=not partitioned, filesystem=filesystem)
+
+
+def _split_rows(file: pq.ParquetFile, split: str, row_filter: bool) -> list[int]:
+    """Rows of ``split`` in each row group of a file: the footer's count, or the split column's."""
+    with file:
+        if not row_filter:
+            return [file.metadata.row_group(group).num_rows
+                    for group in range(file.num_row_groups)]
+        return [pc.sum(pc.equal(file.read_row_group(group, columns=[SPLIT_COLUMN])[SPLIT_COLUMN],
+                                split)).as_py() or 0
+                for group in range(file.num_row_groups)]
 
 
 def encode_frame(frame: pd.DataFrame, encoder: Encoder, label: str) -> Block:
@@ -171,7 +181,7 @@ def encoded_blocks(shard: Shard, encoder: Encoder, label: str, units: Iterable[U
 def load_shard(shard: Shard, encoder: Encoder, label: str, signature: dict[str, tf.TensorSpec]
                ) -> Block:
     """The whole shard encoded into memory: one array per input, rows first."""
-    blocks = list(encoded_blocks(shard, encoder, label, shard.units()))
+    blocks = list(encoded_blocks(shard, encoder, label, shard.units))
     if not blocks:  # a rank may hold no rows of a split
         return ({name: np.zeros((0, *spec.shape[1:]), spec.dtype.as_numpy_dtype)
                  for name, spec in signature.items()}, np.zeros((0, 1), "float32"))
@@ -228,7 +238,7 @@ def shard_stream(shard: Shard, encoder: Encoder, label: str, *, batch_size: int,
     block_rows = min(READ_ROWS, buffer_rows - batch_size + 1)
 
     def blocks(rng: np.random.Generator | None) -> Iterator[Block]:
-        units = shard.units()
+        units = list(shard.units)
         if rng is not None:
             units = [units[i] for i in rng.permutation(len(units))]
         return encoded_blocks(shard, encoder, label, units, block_rows)
@@ -320,6 +330,6 @@ def _concat(blocks: list[Block]) -> Block:
 
 def first_block(shard: Shard, encoder: Encoder, label: str) -> Block:
     """The first non-empty encoded block of a shard: its shapes give the input signature."""
-    for block in encoded_blocks(shard, encoder, label, shard.units()):
+    for block in encoded_blocks(shard, encoder, label, shard.units):
         return block
     raise ValueError(f"no {shard.split} rows in {len(shard.files)} files of this rank")

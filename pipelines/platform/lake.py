@@ -95,10 +95,17 @@ def overwrite(
     *,
     run_id: str | None = None,
     partition_by: Sequence[str] = (),
+    max_rows_per_file: int | None = None,
 ) -> None:
-    """Replace the table's contents (and schema) in one transaction; old versions stay readable."""
+    """Replace the table's contents (and schema) in one transaction; old versions stay readable.
+
+    ``max_rows_per_file`` bounds each Parquet file, so a table comes in pieces of a known
+    size whatever the partitioning of ``df`` (the training tables, see the features step).
+    """
     writer = (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
               .option("userMetadata", commit_note(run_id)))
+    if max_rows_per_file is not None:
+        writer = writer.option("maxRecordsPerFile", max_rows_per_file)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(path)

@@ -34,6 +34,16 @@ def test_write_append_and_time_travel(spark: SparkSession, config: Config) -> No
     assert lake.commit_run_id(spark, path, first.version + 1) == "run-b"
 
 
+def test_an_overwrite_can_bound_the_rows_of_each_file(spark: SparkSession,
+                                                     config: Config) -> None:
+    path = table(config, "silver", "bounded")
+
+    lake.overwrite(rows(spark, 0, 10).coalesce(1), path, max_rows_per_file=4)
+
+    files = spark.read.format("delta").load(path).groupBy("_metadata.file_path").count()
+    assert sorted(r["count"] for r in files.collect()) == [2, 4, 4]
+
+
 def test_append_with_same_transaction_is_written_once(spark: SparkSession,
                                                       config: Config) -> None:
     path = table(config, "bronze", "batches")

@@ -41,6 +41,21 @@ def test_ranks_get_disjoint_shards_that_cover_the_split(tmp_path: Path, size: in
     assert sorted(seen) == sorted(pd.concat(files).query("split == 'train'")["x1"])
 
 
+@pytest.mark.parametrize("size", [2, 3])
+def test_ranks_get_equal_shards_when_the_files_are_not(tmp_path: Path, size: int) -> None:
+    # As the features step wrote silver at 10x: one large file and one small, both splits.
+    files = [with_validation(flights_like(70, seed=1), 20, seed=11),
+             with_validation(flights_like(11, seed=2), 30, seed=12)]
+    version = write_files(tmp_path / "t", files)
+
+    for split, rows in (("train", 81), ("validation", 50)):
+        frames = rows_of(tmp_path / "t", version, split, size)
+        assert sorted(map(len, frames)) == [rows // size] * (size - rows % size) + \
+            [rows // size + 1] * (rows % size)
+        assert sorted(pd.concat(frames)["x1"]) == sorted(
+            pd.concat(files).query(f"split == '{split}'")["x1"])
+
+
 def test_a_pinned_version_ignores_later_commits(tmp_path: Path) -> None:
     first = write_files(tmp_path / "t", [flights_like(8, seed=1)])
     write_files(tmp_path / "t", [flights_like(8, seed=2)])

@@ -66,7 +66,7 @@ def stream(shard: Shard, **kwargs):
 def test_a_training_pass_holds_each_row_once_and_never_more_than_the_bound(
         table: tuple[str, int]) -> None:
     shard = shard_files(LOCAL, *table, "train", 0, 1)
-    assert len(shard.units()) > len(shard.files)  # row groups are what a pass reorders
+    assert len(shard.units) > len(shard.files)  # row groups are what a pass reorders
     everything = file_order(shard)
     shuffled = stream(shard)
 
@@ -100,8 +100,8 @@ def test_evaluation_streams_every_row_once_in_file_order(table: tuple[str, int])
     assert evaluation.peak_rows <= BOUND
 
 
-# 4 ranks over 3 files keep every 4th row each; a bound of 5 reads 2 rows at a time, so
-# a row group comes in several blocks and a rank's rows continue across them.
+# 4 ranks over 3 files cut runs that start and end inside row groups; a bound of 5 reads
+# 2 rows at a time, so a row group comes in several blocks and a run spans them.
 @pytest.mark.parametrize(("size", "bound"), [(2, BOUND), (4, BOUND), (4, BATCH + 1)])
 def test_ranks_stream_as_many_batches_as_their_footers_promise(table: tuple[str, int],
                                                                size: int, bound: int) -> None:
