@@ -24,7 +24,7 @@ from pipelines.features import step as features
 from pipelines.ingest import step_ingest as ingest
 from pipelines.ingest import step_synthesize as synthesize
 from pipelines.ingest.seed import seed_landing
-from pipelines.ingest.sources import FLIGHTS
+from pipelines.ingest.sources import declared_sources
 from pipelines.platform.config import Config, load_config
 from pipelines.platform.spark import build_spark_session
 from pipelines.platform.step import StepContext
@@ -44,15 +44,17 @@ def bench_scale(root: Path, scale: int, master: str) -> dict[str, float]:
     spark = build_spark_session(config)
     ctx = StepContext(config, run_id=f"bench-{scale}x", session_factory=lambda _c: spark)
     layout = ctx.layout
-    seconds_seed, _ = timed(lambda: seed_landing(layout.landing(), layout.storage,
+    sources = declared_sources(config)
+    seconds_seed, _ = timed(lambda: seed_landing(layout.landing(), layout.storage, sources,
                                                  date(2013, 1, 1), date(2013, 12, 31)))
     if scale > 1:
         ingest.run(ctx, sources=("flights",))
         synthesize.run(ctx, scale=scale)
         shutil.rmtree(root / "lake")
     flights = layout.landing("flights")
-    seconds_floor, _ = timed(lambda: spark.read.schema(FLIGHTS.schema).option("header", True)
-                             .csv(flights).write.format("noop").mode("overwrite").save())
+    seconds_floor, _ = timed(lambda: spark.read.schema(sources["flights"].schema)
+                             .option("header", True).csv(flights)
+                             .write.format("noop").mode("overwrite").save())
     seconds_ingest, ingested = timed(lambda: ingest.run(ctx))
     seconds_features, built = timed(lambda: features.run(ctx))
     rows = ingested.metrics["flights.rows_read"]

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def run(ctx: StepContext, sources: tuple[str, ...] = ()) -> StepResult:
-    chosen = [get_source(name) for name in (sources or ctx.config.ingest.sources)]
+    chosen = [get_source(ctx.config, name)
+              for name in (sources or ctx.config.ingested_sources)]
     for source in chosen:
         landing = ctx.layout.landing(source.name)
         if not ctx.layout.storage.is_dir(landing):
@@ -48,10 +49,11 @@ INGEST = Step(
     name="ingest",
     run=run,
     help="Ingest landing files not seen before into bronze; bad rows go to quarantine.",
-    config_sections=("ingest",),
+    config_sections=("ingest", "sources"),
     inputs=lambda config: [Layout.of(config).landing()],
     options=(
         click.option("--source", "sources", multiple=True, default=None,
-                     help="Only this source (repeatable; default: ingest.sources)."),
+                     help="Only this source (repeatable; default: ingest.sources, or every "
+                          "declared source)."),
     ),
 )

@@ -7,6 +7,7 @@ from datetime import date
 import click
 
 from pipelines.ingest.seed import seed_landing
+from pipelines.ingest.sources import declared_sources
 from pipelines.platform.layout import Layout
 from pipelines.platform.step import Step, StepContext, StepResult
 
@@ -14,7 +15,8 @@ from pipelines.platform.step import Step, StepContext, StepResult
 def run(ctx: StepContext, start: date | None = None, end: date | None = None) -> StepResult:
     settings = ctx.config.seeding
     start, end = start or settings.start, end or settings.end
-    report = seed_landing(ctx.layout.landing(), ctx.layout.storage, start, end)
+    report = seed_landing(ctx.layout.landing(), ctx.layout.storage,
+                          declared_sources(ctx.config), start, end)
     return StepResult(
         metrics={"files_written": report.files_written, "rows_written": report.rows_written,
                  "days_written": report.days},
@@ -30,7 +32,7 @@ SEED = Step(
     name="seed",
     run=run,
     help="Land the embedded dataset as raw files, one flights and one weather file per day.",
-    config_sections=("seeding",),
+    config_sections=("seeding", "sources"),
     inputs=lambda config: [Layout.of(config).landing()],
     options=(
         click.option("--from", "start", default=None, callback=_date, metavar="YYYY-MM-DD",

@@ -18,7 +18,6 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from models.storage import Storage, join
-from pipelines.ingest.sources import FLIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def replay_flights(flights: DataFrame, copies: list[int], *, seed: int, max_shif
                    delay_noise_min: float) -> DataFrame:
     """Bronze flights -> ``len(copies)`` shifted, noisy copies in the landing file columns."""
     copy_ids = flights.sparkSession.createDataFrame([(k,) for k in copies], "copy int")
-    rows = flights.select(*FLIGHTS.columns).crossJoin(F.broadcast(copy_ids))
+    rows = flights.crossJoin(F.broadcast(copy_ids))
     shift = F.round((uniform(seed, 1) * 2 - 1) * max_shift_min).cast("int")
     sched = F.least(F.greatest(_minutes(F.col("sched_dep_time")) + shift, F.lit(0)),
                     F.lit(1439))

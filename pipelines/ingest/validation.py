@@ -1,16 +1,18 @@
 """Parse raw landing lines against a source's schema and give each bad row its reason.
 
-Lines are read as text and parsed here (rather than by the CSV reader) so that every
-row keeps its raw line: a quarantined row can be shown exactly as it arrived. The
+Lines are read as text and parsed here (rather than by the CSV or JSON reader) so that
+every row keeps its raw line: a quarantined row can be shown exactly as it arrived. The
 first failing check names the reason, in this order: the line's shape
-(``malformed``), a value that does not fit its type (``bad_type:<column>``), a
-required value that is absent (``missing:<column>``), then the source's rules
-(``invalid:<column>``). Every line is either a bronze row or a quarantine row.
+(``malformed``: the wrong number of CSV fields, or a JSON line that is not an object), a
+value that does not fit its type (``bad_type:<column>``), a required value that is absent
+(``missing:<column>``), then the source's rules (``invalid:<column>``). Every line is
+either a bronze row or a quarantine row.
 
 Each line is parsed once, typed. The parser marks a line it could not convert (a
-value that does not fit its type, or the wrong number of fields); only those lines
-have their fields counted and are parsed again as text, to name the column whose
-value did not fit. A misfit is rare, so naming it costs nothing on good data.
+value that does not fit its type, or the wrong shape); only those lines have their
+shape checked and are parsed again as text, to name the column whose value did not
+fit. A misfit is rare, so naming it costs nothing on good data. A CSV file starts with
+the header line, which is not a row; a JSON line's keys that are not columns are ignored.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ RAW = "_raw"
 SOURCE_FILE = "_source_file"
 # The typed parse puts a line it could not convert here; NULL means every value fitted.
 _UNFIT = "_unfit"
-CSV_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _UNFIT}
+PARSE_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _UNFIT}
+# True on a line of the wrong shape: CSV fields not one per column, JSON not an object.
+_MALFORMED = "_malformed"
 # Quoted fields may hold commas; dropping them first leaves one comma per field boundary.
 _QUOTED = r'"([^"]|"")*"'
 
@@ -52,12 +56,12 @@ def _checks(source: Source) -> list[tuple[str, Column]]:
     """Each reason a row can be bad for, with the condition that makes it so, in check order.
 
     The conditions expect the typed columns of ``source`` plus ``_text`` (the same fields
-    as strings, NULL on a line the typed parse converted whole) and ``_fields`` (the
-    line's field count).
+    as strings, NULL on a line the typed parse converted whole) and ``_malformed``.
     """
-    fields = len(source.columns)
+    shape = (f"malformed:expected {len(source.columns)} fields" if source.format == "csv"
+             else "malformed:not a JSON object")
     return [
-        (f"malformed:expected {fields} fields", F.col("_fields") != fields),
+        (shape, F.col(_MALFORMED)),
         *[(f"bad_type:{c}", F.col(f"_text.`{c}`").isNotNull() & F.col(c).isNull())
           for c in source.columns],
         *[(f"missing:{c}", F.col(c).isNull()) for c in source.required],
@@ -70,25 +74,36 @@ def reason_expr(source: Source) -> Column:
     return F.coalesce(*[F.when(bad, F.lit(reason)) for reason, bad in _checks(source)])
 
 
+def _parsed(line: Column, source: Source, as_text: bool = False) -> Column:
+    """The line parsed by the source's format, as a struct of the columns (plus ``_unfit``)."""
+    ddl = f"{_ddl(source.schema, as_text)}, `{_UNFIT}` string"
+    if source.format == "csv":
+        return F.from_csv(line, ddl, PARSE_OPTIONS)
+    return F.from_json(line, ddl, PARSE_OPTIONS)
+
+
+def _malformed(line: Column, source: Source) -> Column:
+    """A line of the wrong shape (checked only on lines the typed parse marked)."""
+    if source.format == "csv":
+        return field_count(line) != len(source.columns)
+    return F.json_object_keys(line).isNull()  # not JSON, or not an object
+
+
 def parse_lines(lines: DataFrame, source: Source) -> DataFrame:
     """``(value, _source_file)`` text lines -> typed columns, flags, ``_raw`` and ``_reason``.
 
-    Header lines (the exact expected header) are not rows and are dropped; anything
-    else, a blank line included, is a row that must parse.
+    A CSV file's header lines (the exact expected header) are not rows and are dropped;
+    anything else, a blank line included, is a row that must parse.
     """
-    typed = f"{_ddl(source.schema)}, `{_UNFIT}` string"
+    rows = lines.where(F.col("value") != F.lit(source.header)) if source.format == "csv" \
+        else lines
+    unfit = F.col(_UNFIT).isNotNull()
     parsed = (
-        lines.where(F.col("value") != F.lit(source.header))
-        .select(
-            F.col("value").alias(RAW),
-            F.col(SOURCE_FILE),
-            F.from_csv("value", typed, CSV_OPTIONS).alias("_typed"),
-        )
+        rows.select(F.col("value").alias(RAW), F.col(SOURCE_FILE),
+                    _parsed(F.col("value"), source).alias("_typed"))
         .select(RAW, SOURCE_FILE, "_typed.*")
-        .withColumn("_fields", F.when(F.col(_UNFIT).isNotNull(), field_count(F.col(RAW)))
-                    .otherwise(len(source.columns)))
-        .withColumn("_text", F.when(F.col(_UNFIT).isNotNull(), F.from_csv(
-            F.col(RAW), _ddl(source.schema, as_text=True), CSV_OPTIONS)))
+        .withColumn(_MALFORMED, unfit & _malformed(F.col(RAW), source))
+        .withColumn("_text", F.when(unfit, _parsed(F.col(RAW), source, as_text=True)))
     )
     flags = [F.coalesce(F.expr(rule), F.lit(False)).alias(name)
              for name, rule in source.flags.items()]

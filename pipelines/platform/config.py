@@ -1,9 +1,11 @@
 """Typed, validated configuration: YAML files -> one frozen object per run.
 
 Precedence, lowest first: the base files (``conf/base.yaml``, then ``pipeline.yaml``
-and ``serving.yaml``, which hold the step and serving sections) < ``conf/<env>.yaml``
-< ``conf/local.yaml`` < ``--set a.b=c``. Every key remembers the file (or ``--set``)
-it came from, so a validation error names both the key and where it was written.
+and ``serving.yaml``, which hold the step and serving sections) < the chosen dataset's
+declarations (every ``conf/datasets/<dataset>/*.yaml``, ``dataset`` being read from all
+layers first) < ``conf/<env>.yaml`` < ``conf/local.yaml`` < ``--set a.b=c``. Every key
+remembers the file (or ``--set``) it came from, so a validation error names both the key
+and where it was written.
 """
 
 from __future__ import annotations
@@ -17,23 +19,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from models.storage import is_remote
 from pipelines.platform.errors import ConfigError
+from pipelines.platform.section import Section
+from pipelines.platform.source_declarations import SourceDeclaration
 from serving.settings import ServingSettings
 
 ENV_VARIABLE = "MLPIPE_ENV"
 CONF_DIR_VARIABLE = "MLPIPE_CONF_DIR"
 DEFAULT_CONF_DIR = Path("conf")
 BASE_FILES = ("base.yaml", "pipeline.yaml", "serving.yaml")
+DATASETS_DIR = "datasets"
 LOCAL_OVERLAY = "local"
-
-
-class Section(BaseModel):
-    """A config section: frozen, and unknown keys are errors rather than silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SparkConfig(Section):
@@ -73,7 +72,8 @@ class SeedingConfig(Section):
 class IngestConfig(Section):
     """``mlpipe step ingest``: landing sources read incrementally into bronze."""
 
-    sources: list[str]
+    # Empty: every source the dataset declares.
+    sources: list[str] = Field(default_factory=list)
     max_files_per_trigger: int
 
 
@@ -241,6 +241,8 @@ class Config(Section):
     """The whole configuration of one run; sections are added as capabilities land."""
 
     data_root: str
+    dataset: str
+    sources: dict[str, SourceDeclaration] = Field(min_length=1)
     object_store: ObjectStoreConfig
     seed: int
     spark: SparkConfig
@@ -267,6 +269,11 @@ class Config(Section):
         is_remote(value)  # a local path or an object-store URI; anything else is refused here
         return value
 
+    @property
+    def ingested_sources(self) -> list[str]:
+        """The sources ``mlpipe step ingest`` reads: ``ingest.sources``, or every declared one."""
+        return self.ingest.sources or list(self.sources)
+
     def fingerprint(self, *sections: str) -> str:
         """A short stable hash of the whole config or of the named sections."""
         data = self.model_dump(mode="json")
@@ -288,29 +295,38 @@ def load_config(
     if not base_file.exists():
         raise ConfigError(f"{base_file}: the base configuration file is missing")
 
-    merged: dict[str, Any] = {}
-    sources: dict[tuple[str, ...], str] = {}
-    for name in BASE_FILES:
-        if (folder / name).exists():
-            _merge_into(merged, sources, _read_yaml(folder / name), str(folder / name))
+    layers = [(folder / name, _read_yaml(folder / name)) for name in BASE_FILES
+              if (folder / name).exists()]
+    overlays: list[tuple[Path | str, dict[str, Any]]] = []
     if env and env != "base":
         env_file = folder / f"{env}.yaml"
         if not env_file.exists():
             raise ConfigError(f"{env_file}: no overlay for environment {env!r} "
                               f"(from --env or {ENV_VARIABLE})")
-        _merge_into(merged, sources, _read_yaml(env_file), str(env_file))
+        overlays.append((env_file, _read_yaml(env_file)))
     local_file = folder / f"{LOCAL_OVERLAY}.yaml"
     if local_file.exists() and env != LOCAL_OVERLAY:
-        _merge_into(merged, sources, _read_yaml(local_file), str(local_file))
-    for override in overrides:
-        _merge_into(merged, sources, parse_override(override), "--set")
+        overlays.append((local_file, _read_yaml(local_file)))
+    overlays += [("--set", parse_override(override)) for override in overrides]
+    layers += _dataset_files(folder, [*layers, *overlays]) + overlays
+
+    merged: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    for origin, data in layers:
+        _merge_into(merged, sources, data, str(origin))
     merged["env"] = env or "base"
     apply_network_profile(merged, sources)
 
     try:
-        return Config.model_validate(merged)
+        config = Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from None
+    undeclared = [name for name in config.ingest.sources if name not in config.sources]
+    if undeclared:
+        raise ConfigError(f"invalid configuration:\n  {_origin(('ingest', 'sources'), sources)}: "
+                          f"ingest.sources: {', '.join(map(repr, undeclared))} is not declared by "
+                          f"dataset {config.dataset!r}, which declares {', '.join(config.sources)}")
+    return config
 
 
 def apply_network_profile(merged: dict[str, Any], sources: dict[tuple[str, ...], str]) -> None:
@@ -333,6 +349,21 @@ def apply_network_profile(merged: dict[str, Any], sources: dict[tuple[str, ...],
         values = merged.get(section)
         if isinstance(values, dict) and values.get(key) is None and field in profile:
             values[key] = profile[field]
+
+
+def _dataset_files(folder: Path, layers: list[tuple[Path | str, dict[str, Any]]]
+                   ) -> list[tuple[Path, dict[str, Any]]]:
+    """The declaration files of the dataset the layers choose (the last ``dataset`` wins)."""
+    names = [data["dataset"] for _, data in layers if "dataset" in data]
+    if not names:
+        return []  # validation reports the missing key
+    where = folder / DATASETS_DIR / str(names[-1])
+    files = sorted(where.glob("*.yaml")) if where.is_dir() else []
+    if not files:
+        known = sorted(p.name for p in (folder / DATASETS_DIR).glob("*") if p.is_dir())
+        raise ConfigError(f"{where}: dataset {names[-1]!r} declares nothing (no *.yaml there); "
+                          f"declared datasets: {', '.join(known) or '(none)'}")
+    return [(path, _read_yaml(path)) for path in files]
 
 
 def resolve_conf_dir(conf_dir: str | Path | None = None) -> Path:
@@ -399,13 +430,17 @@ def _record_sources(sources: dict[tuple[str, ...], str], value: Any, source: str
 def _describe(exc: ValidationError, sources: dict[tuple[str, ...], str]) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
-        path = tuple(str(p) for p in error["loc"])
+        # A declaration check names the key below the model it validated.
+        below = getattr(error.get("ctx", {}).get("error"), "key", ())
+        path = tuple(str(p) for p in (*error["loc"], *below))
         key = ".".join(path) or "(top level)"
         origin = _origin(path, sources)
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] == "value_error" and isinstance(error.get("input"), Mapping):
+            message = str(error["msg"]).removeprefix("Value error, ")  # names what is wrong
         else:
             message = f"{error['msg']} (got {error.get('input')!r})"
         lines.append(f"  {origin}: {key}: {message}")

@@ -14,11 +14,16 @@ from models.features import FeatureSpec
 from models.storage import join
 from pipelines.features.step import FEATURES
 from pipelines.ingest.seed import seed_landing
+from pipelines.ingest.sources import declared_sources
 from pipelines.ingest.step_ingest import INGEST
-from pipelines.platform.config import Config
+from pipelines.platform.config import Config, load_config
 from pipelines.platform.layout import FEATURE_TABLE, Layout
 from pipelines.platform.step import StepContext, StepResult
 from tests.conftest import CONF_DIR, make_config
+
+# The default dataset's declared sources (conf/datasets/flights/sources.yaml).
+SOURCES = declared_sources(load_config(env="base", conf_dir=CONF_DIR))
+FLIGHTS = SOURCES["flights"]
 
 GOOD_FLIGHT = ("2013,1,1,517,515,2.0,830,819,11.0,UA,1545,N14228,EWR,IAH,227.0,1400,5,15,"
                "2013-01-01T10:00:00Z")
@@ -26,8 +31,6 @@ GOOD_FLIGHT = ("2013,1,1,517,515,2.0,830,819,11.0,UA,1545,N14228,EWR,IAH,227.0,1
 
 def flight_line(**changes: str) -> str:
     """The good flight line with some fields replaced (by column name)."""
-    from pipelines.ingest.sources import FLIGHTS
-
     values = dict(zip(FLIGHTS.columns, GOOD_FLIGHT.split(","), strict=True))
     values.update(changes)
     return ",".join(values.values())
@@ -49,8 +52,6 @@ CANCELLED = flight_line(dep_time="", dep_delay="", arr_time="", arr_delay="", ai
 
 
 def write_bad_flights(layout: Layout, name: str = "bad-rows.csv") -> str:
-    from pipelines.ingest.sources import FLIGHTS
-
     location = join(layout.landing("flights"), name)
     layout.storage.write_text(location, "\n".join([FLIGHTS.header, *BAD_FLIGHTS, CANCELLED]) + "\n")
     return location
@@ -95,8 +96,8 @@ def seeded_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
     """Days on both sides of each split boundary, plus hand-made bad rows, ingested and built."""
     config = make_config(tmp_path_factory.mktemp("lake") / "data")
     layout = Layout.of(config)
-    seed_landing(layout.landing(), layout.storage, date(2013, 9, 29), date(2013, 10, 1))
-    seed_landing(layout.landing(), layout.storage, date(2013, 11, 30), date(2013, 12, 1))
+    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 9, 29), date(2013, 10, 1))
+    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 11, 30), date(2013, 12, 1))
     write_bad_flights(layout)
     ingested = INGEST.run(step_context(config, spark, "run-ingest"))
     built = FEATURES.run(step_context(config, spark, "run-features"))

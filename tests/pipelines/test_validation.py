@@ -5,9 +5,15 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.ingest.sources import FLIGHTS, WEATHER
 from pipelines.ingest.validation import bronze_rows, field_count, parse_lines, quarantine_rows
-from tests.pipelines.conftest import BAD_FLIGHTS, CANCELLED, GOOD_FLIGHT, flight_line
+from tests.pipelines.conftest import (
+    BAD_FLIGHTS,
+    CANCELLED,
+    FLIGHTS,
+    GOOD_FLIGHT,
+    SOURCES,
+    flight_line,
+)
 
 
 def lines(spark: SparkSession, *values: str):
@@ -71,7 +77,7 @@ def test_types_and_flags(spark: SparkSession) -> None:
 def test_quoted_commas_are_one_field(spark: SparkSession) -> None:
     row = 'EWR,2013,1,1,1,39.02,26.06,59.37,270,10.35,,0,1012,10,2013-01-01T06:00:00Z'
     quoted = row.replace("EWR", '"EWR"').replace(",1012,", ',"1012",')
-    parsed = parse_lines(lines(spark, row, quoted, row + ",extra"), WEATHER).collect()
+    parsed = parse_lines(lines(spark, row, quoted, row + ",extra"), SOURCES["weather"]).collect()
     assert [r["_reason"] for r in parsed] == [None, None, "malformed:expected 15 fields"]
 
 
