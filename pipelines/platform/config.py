@@ -23,6 +23,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from models.storage import is_remote
 from pipelines.platform.errors import ConfigError
+from pipelines.platform.model_declarations import ModelDeclaration, Trainer, catalogue_problems
 from pipelines.platform.section import Section
 from pipelines.platform.source_declarations import SourceDeclaration
 from serving.settings import ServingSettings
@@ -105,17 +106,10 @@ class TrainRegressionConfig(Section):
     calibration_bins: int = Field(gt=1)
 
 
-class ModelJudgement(Section):
-    """How one registered model is judged: on which silver table, label and metric."""
-
-    table: str
-    label: str
-    metric: Literal["rmse", "mae", "r2", "auc", "log_loss", "accuracy", "brier"]
-
-
 class EvaluateConfig(Section):
+    """``mlpipe step evaluate``: the split every model of the catalogue is judged on."""
+
     split: str
-    models: dict[str, ModelJudgement]
 
 
 class PromoteConfig(Section):
@@ -143,7 +137,6 @@ class TrainingSchedule(Section):
     workers after ``warmup_epochs`` of linear warm-up (Goyal et al.'s recipe).
     """
 
-    table: str
     learning_rate: float
     batch_size: int
     epochs: int
@@ -169,7 +162,6 @@ class TrainSequenceConfig(TrainingSchedule):
     dropout: float
     heads: int
     window_column: str
-    target_column: str
 
 
 class MpiConfig(Section):
@@ -243,6 +235,7 @@ class Config(Section):
     data_root: str
     dataset: str
     sources: dict[str, SourceDeclaration] = Field(min_length=1)
+    models: dict[str, ModelDeclaration] = Field(min_length=1)
     object_store: ObjectStoreConfig
     seed: int
     spark: SparkConfig
@@ -268,6 +261,10 @@ class Config(Section):
     def _supported_root(cls, value: str) -> str:
         is_remote(value)  # a local path or an object-store URI; anything else is refused here
         return value
+
+    def models_trained_by(self, *trainers: Trainer) -> dict[str, ModelDeclaration]:
+        """The catalogue's models that these trainers fit, by registered name."""
+        return {name: model for name, model in self.models.items() if model.trainer in trainers}
 
     @property
     def ingested_sources(self) -> list[str]:
@@ -321,11 +318,15 @@ def load_config(
         config = Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from None
+    problems = catalogue_problems(config.models)
     undeclared = [name for name in config.ingest.sources if name not in config.sources]
     if undeclared:
-        raise ConfigError(f"invalid configuration:\n  {_origin(('ingest', 'sources'), sources)}: "
-                          f"ingest.sources: {', '.join(map(repr, undeclared))} is not declared by "
-                          f"dataset {config.dataset!r}, which declares {', '.join(config.sources)}")
+        problems.append((("ingest", "sources"),
+                         f"{', '.join(map(repr, undeclared))} is not declared by dataset "
+                         f"{config.dataset!r}, which declares {', '.join(config.sources)}"))
+    if problems:
+        raise ConfigError("\n  ".join(["invalid configuration:", *[
+            f"{_origin(key, sources)}: {'.'.join(key)}: {problem}" for key, problem in problems]]))
     return config
 
 

@@ -15,17 +15,7 @@ import sqlglot
 from pydantic import Field, model_validator
 from sqlglot import exp
 
-from pipelines.platform.section import Section
-
-
-class DeclarationError(ValueError):
-    """A declaration problem at ``key`` (a path below the source), so that the config error
-    names the key and the file or ``--set`` that wrote it."""
-
-    def __init__(self, key: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
+from pipelines.platform.section import DeclarationError, Section
 
 ColumnType = Literal["int", "long", "double", "string", "boolean", "date", "timestamp"]
 

@@ -46,12 +46,12 @@ def run(ctx: StepContext) -> StepResult:
     output = ctx.layout.table("gold", PREDICTIONS)
     inputs: dict[str, TableRef] = {}
     scored_models = []
-    for name, judgement in ctx.config.evaluate.models.items():
+    for name, model in ctx.config.models.items():
         champion = version_by_alias(name, CHAMPION)
         if champion is None:
             log.info("%s has no @%s; nothing to score with", name, CHAMPION)
             continue
-        table = judgement.table
+        table = model.table
         ref = inputs.get(table) or pin(ctx.spark, f"silver.{table}",
                                        ctx.layout.table("silver", table))
         inputs[table] = ref
@@ -75,6 +75,6 @@ BATCH_SCORE = Step(
     name="batch_score",
     run=run,
     help="Score the newest features with each @champion into lake/gold/predictions.",
-    config_sections=("evaluate",),
+    config_sections=("evaluate", "models"),
     inputs=lambda config: [*judged_tables(config), *registry_inputs(config, CHAMPION)],
 )

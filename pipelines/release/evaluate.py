@@ -20,9 +20,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from models.plots import comparison_plot
-from pipelines.platform.config import Config, ModelJudgement
+from pipelines.platform.config import Config
 from pipelines.platform.lake import TableRef, pin, read_table
 from pipelines.platform.layout import Layout
+from pipelines.platform.model_declarations import ModelDeclaration
 from pipelines.platform.registry import (
     CANDIDATE,
     CHAMPION,
@@ -55,7 +56,7 @@ def predict_column(spark: SparkSession, uri: str) -> Column:
     return predict(F.struct(*inputs))
 
 
-def scored_split(ctx: StepContext, judgement: ModelJudgement,
+def scored_split(ctx: StepContext, model: ModelDeclaration,
                  versions: dict[str, ModelVersion]) -> tuple[TableRef, DataFrame]:
     """The label and each version's prediction on the evaluation rows, persisted.
 
@@ -63,10 +64,10 @@ def scored_split(ctx: StepContext, judgement: ModelJudgement,
     them in the same pass, so the split is read and each model run once however many
     metrics are computed after. The caller unpersists.
     """
-    ref = pin(ctx.spark, f"silver.{judgement.table}", ctx.layout.table("silver", judgement.table))
+    ref = pin(ctx.spark, f"silver.{model.table}", ctx.layout.table("silver", model.table))
     rows = (read_table(ctx.spark, ref).where(f"split = '{ctx.config.evaluate.split}'")
-            .where(f"`{judgement.label}` IS NOT NULL"))
-    scored = rows.select(F.col(judgement.label).cast("double").alias(LABEL),
+            .where(f"`{model.label}` IS NOT NULL"))
+    scored = rows.select(F.col(model.label).cast("double").alias(LABEL),
                          *[predict_column(ctx.spark, model_uri(version)).alias(who)
                            for who, version in versions.items()])
     return ref, scored.persist()
@@ -79,7 +80,7 @@ def score_versions(scored: DataFrame, metric: str,
     return {who: family(scored, LABEL, who) for who in versions}
 
 
-def evaluate_model(ctx: StepContext, name: str, judgement: ModelJudgement
+def evaluate_model(ctx: StepContext, name: str, model: ModelDeclaration
                    ) -> tuple[TableRef, dict[str, float]] | None:
     """Score ``name``'s candidate and champion; None when there is no candidate to judge."""
     candidate = version_by_alias(name, CANDIDATE)
@@ -90,14 +91,14 @@ def evaluate_model(ctx: StepContext, name: str, judgement: ModelJudgement
     versions = {"candidate": candidate}
     if champion is not None and champion.version != candidate.version:
         versions["champion"] = champion
-    ref, scored = scored_split(ctx, judgement, versions)
+    ref, scored = scored_split(ctx, model, versions)
     try:
-        results = score_versions(scored, judgement.metric, versions)
+        results = score_versions(scored, model.metric, versions)
     finally:
         scored.unpersist()
     scores = {who: result.values for who, result in results.items()}
     rows = results["candidate"].rows
-    metric = judgement.metric
+    metric = model.metric
     tag_version(candidate, {
         "mlpipe.eval.metric": metric,
         "mlpipe.eval.candidate": repr(scores["candidate"][metric]),
@@ -124,8 +125,8 @@ def run(ctx: StepContext) -> StepResult:
     inputs: dict[str, TableRef] = {}
     metrics: dict[str, float] = {}
     judged = []
-    for name, judgement in ctx.config.evaluate.models.items():
-        outcome = evaluate_model(ctx, name, judgement)
+    for name, model in ctx.config.models.items():
+        outcome = evaluate_model(ctx, name, model)
         if outcome is not None:
             ref, model_metrics = outcome
             inputs[ref.name] = ref
@@ -138,21 +139,21 @@ def run(ctx: StepContext) -> StepResult:
 
 def registry_inputs(config: Config, alias: str) -> list[str]:
     """The aliases a registry step reads, as locations for the skip fingerprint."""
-    return [f"models:/{name}@{alias}" for name in config.evaluate.models]
+    return [f"models:/{name}@{alias}" for name in config.models]
 
 
 def judged_tables(config: Config) -> list[str]:
     """The silver tables the judged models score, each once."""
     layout = Layout.of(config)
-    return list(dict.fromkeys(layout.table("silver", judgement.table)
-                              for judgement in config.evaluate.models.values()))
+    return list(dict.fromkeys(layout.table("silver", model.table)
+                              for model in config.models.values()))
 
 
 EVALUATE = Step(
     name="evaluate",
     run=run,
     help="Score each @candidate and the @champion of its model on the same test split.",
-    config_sections=("evaluate",),
+    config_sections=("evaluate", "models"),
     inputs=lambda config: [*judged_tables(config), *registry_inputs(config, CANDIDATE),
                            *registry_inputs(config, CHAMPION)],
 )

@@ -53,7 +53,7 @@ def log_decision_plot(name: str, version: str, tags: dict[str, str]) -> None:
 
 def run(ctx: StepContext) -> StepResult:
     rows = []
-    for name in ctx.config.evaluate.models:
+    for name in ctx.config.models:
         candidate = version_by_alias(name, CANDIDATE)
         if candidate is None:
             continue
@@ -83,7 +83,7 @@ PROMOTE = Step(
     name="promote",
     run=run,
     help="Move @champion to each candidate that beats it by the configured margin.",
-    config_sections=("promote", "evaluate"),
+    config_sections=("promote", "evaluate", "models"),
     inputs=lambda config: [*registry_inputs(config, CANDIDATE),
                            *registry_inputs(config, CHAMPION)],
 )

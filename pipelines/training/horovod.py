@@ -1,8 +1,9 @@
 """Driver side of the Horovod steps: config -> a training task -> the configured launcher.
 
-``train_deep`` and ``train_sequence`` differ only in their table, encoder and model
-parameters; pinning, launching (local, Spark or MPI), ``--resume`` and ``--dry-run``
-are here once. The workers themselves live in :mod:`models.training`.
+``train_deep`` and ``train_sequence`` differ only in their trainer (whose model of the
+catalogue they fit), encoder and model parameters; pinning, launching (local, Spark or
+MPI), ``--resume`` and ``--dry-run`` are here once. The workers themselves live in
+:mod:`models.training`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from models.training.task import TASK_FILE, Runtime, Schedule, TrainTask
 from pipelines.platform.config import Config, TrainingSchedule
 from pipelines.platform.lake import TableRef, pin
 from pipelines.platform.layout import Layout
+from pipelines.platform.model_declarations import ModelDeclaration, Trainer
 from pipelines.platform.step import Step, StepContext, StepResult
 from pipelines.platform.tracking import resolve_target
 
@@ -40,14 +42,33 @@ OPTIONS = (
 )
 
 
-def horovod_step(name: str, run: Callable[..., StepResult], help: str) -> Step:
-    """A Horovod training step. Its config section has the step's name and a ``table``
-    in silver, the only input whose change makes a scheduled run retrain."""
+def horovod_step(name: str, trainer: Trainer, run: Callable[..., StepResult], help: str
+                 ) -> Step:
+    """A Horovod training step: its config section has the step's name, and the silver
+    table of its trainer's model is the only input whose change makes a scheduled run
+    retrain."""
     return Step(
         name=name, run=run, help=help, options=OPTIONS,
-        config_sections=(name, "horovod", "seed"),
-        inputs=lambda config: [Layout.of(config).table("silver", getattr(config, name).table)],
+        config_sections=(name, "horovod", "seed", "models"),
+        inputs=lambda config: [Layout.of(config).table("silver", model.table)
+                               for model in config.models_trained_by(trainer).values()],
     )
+
+
+def train_declared(ctx: StepContext, trainer: Trainer,
+                   task_for: Callable[[ModelDeclaration], tuple[TableRef, TrainTask]],
+                   dry_run: bool) -> StepResult:
+    """Train the catalogue's model of ``trainer`` (it declares one at most), if any.
+
+    ``task_for`` pins the model's table and builds its task.
+    """
+    declared = next(iter(ctx.config.models_trained_by(trainer).items()), None)
+    if declared is None:
+        return StepResult(headline=f"the model catalogue declares no {trainer} model; "
+                                   "nothing to train")
+    name, model = declared
+    ref, task = task_for(model)
+    return train(ctx, ref, task, name, dry_run)
 
 
 def training_input(ctx: StepContext, table: str, step: str, resume: bool) -> TableRef:

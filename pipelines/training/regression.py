@@ -1,8 +1,9 @@
 """``mlpipe step train_regression``: our distributed linear and logistic regressions.
 
-Both read the silver feature table at a pinned version, encode it with the feature
-spec fitted on that version, choose ``regParam`` on the validation split, report
-on the test split, and log a numpy-only pyfunc that scores raw flight records.
+They fit the catalogue's ``linear`` and ``logistic`` models. Both read their silver table
+at a pinned version, encode it with the feature spec fitted on that version, choose
+``regParam`` on the validation split, report on the test split, and log a numpy-only
+pyfunc that scores raw records.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from models.plots import calibration_plot, residuals_plot, roc_plot
 from models.regression import LinearRegression, LogisticRegression
 from models.regression.blocks import DataError as RegressionDataError
 from models.regression.pyfunc import log_regression_model
-from pipelines.platform.config import TrainRegressionConfig
+from pipelines.platform.config import Config, TrainRegressionConfig
 from pipelines.platform.errors import DataError
 from pipelines.platform.lake import TableRef, pin, read_table
-from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.layout import Layout
 from pipelines.platform.spark_metrics import (
     SplitMetrics,
     classification_metrics,
@@ -50,7 +51,10 @@ PLOT_ROWS = 200_000
 
 @dataclass(frozen=True)
 class Task:
-    """One of the two regressions: what it predicts and how it is judged."""
+    """One regression of the model catalogue: what it predicts and how it is chosen.
+
+    ``short`` is the trainer's name, the prefix of its metrics (``linear.test.rmse``).
+    """
 
     model_name: str
     short: str
@@ -59,55 +63,74 @@ class Task:
     selection_metric: str
 
 
-TASKS = (
-    Task("flight-delay-linear", "linear", "arr_delay", "identity", "rmse"),
-    Task("flight-delay-logistic", "logistic", "is_delayed", "logit", "log_loss"),
-)
-LABELS = tuple(task.label for task in TASKS)
+# Per trainer: the link, and the validation metric that chooses regParam (a proper
+# score for each; the promotion gate uses the catalogue's metric instead).
+LINKS: dict[str, Literal["identity", "logit"]] = {"linear": "identity", "logistic": "logit"}
+SELECTION_METRICS = {"linear": "rmse", "logistic": "log_loss"}
+
+
+def declared_tasks(config: Config) -> list[Task]:
+    """The catalogue's linear and logistic models, as tasks."""
+    return [Task(name, model.trainer, model.label, LINKS[model.trainer],
+                 SELECTION_METRICS[model.trainer])
+            for name, model in config.models_trained_by(*LINKS).items()]
+
+
+def regression_tables(config: Config) -> list[str]:
+    """The silver table the regressions share (none when the catalogue declares none)."""
+    return list(dict.fromkeys(model.table
+                              for model in config.models_trained_by(*LINKS).values()))
 
 
 def run(ctx: StepContext) -> StepResult:
-    ref = pin(ctx.spark, f"silver.{FEATURE_TABLE}", ctx.layout.table("silver", FEATURE_TABLE))
+    tasks, tables = declared_tasks(ctx.config), regression_tables(ctx.config)
+    if not tasks:
+        return StepResult(headline="the model catalogue declares no linear or logistic model; "
+                                   "nothing to train")
+    table = tables[0]  # one table for both: the config check refuses two
+    ref = pin(ctx.spark, f"silver.{table}", ctx.layout.table("silver", table))
     spec = FeatureSpec.from_json(
-        ctx.layout.storage.read_text(ctx.layout.feature_spec(FEATURE_TABLE, ref.version)))
+        ctx.layout.storage.read_text(ctx.layout.feature_spec(table, ref.version)))
+    labels = list(dict.fromkeys(task.label for task in tasks))
     # On local disk only: at 10x the vectors (8 doubles a feature) outgrow the memory, and a
     # spilled block read back is first unrolled into memory again, which starved the
     # aggregations of execution memory (an out-of-memory failure at 10x).
-    encoded = encoded_splits(spec, spread_rows(ref, ctx)).persist(StorageLevel.DISK_ONLY)
+    encoded = encoded_splits(spec, spread_rows(ref, ctx, labels), labels
+                             ).persist(StorageLevel.DISK_ONLY)
     example = (read_table(ctx.spark, ref).where("split = 'test'").select(*RAW_FIELDS)
                .limit(EXAMPLE_ROWS).toPandas())
     models, metrics = {}, {}
     try:
-        for task in TASKS:
+        for task in tasks:
             uri, task_metrics = train_task(task, encoded, spec, example,
                                            ctx.config.train_regression, ctx.config.seed)
             models[task.model_name] = uri
             metrics.update(task_metrics)
     finally:
         encoded.unpersist()
-    return StepResult(
-        inputs=[ref], models=models, metrics=metrics,
-        headline=f"linear test RMSE {metrics['linear.test.rmse']:.2f} min, "
-                 f"logistic test AUC {metrics['logistic.test.auc']:.4f} "
-                 f"({len(spec.linear_feature_names)} features)")
+    judged = {task.short: ctx.config.models[task.model_name].metric for task in tasks}
+    scores = [f"{short} test {metric} {metrics[f'{short}.test.{metric}']:.4f}"
+              for short, metric in judged.items()]
+    return StepResult(inputs=[ref], models=models, metrics=metrics,
+                      headline=f"{', '.join(scores)} ({len(spec.linear_feature_names)} features)")
 
 
-def spread_rows(ref: TableRef, ctx: StepContext) -> DataFrame:
-    """The raw fields, labels and split of every flight, spread evenly over the cores.
+def spread_rows(ref: TableRef, ctx: StepContext, labels: list[str]) -> DataFrame:
+    """The raw fields, labels and split of every row, spread evenly over the cores.
 
     The table comes in a few files of uneven size, and a pass is as slow as its largest
     partition. (Caching these rows and encoding on every pass was tried: at 10x each pass
     then cost a quarter more than reading back the cached vectors, even from disk.)
     """
     partitions = ctx.spark.sparkContext.defaultParallelism * PARTITIONS_PER_CORE
-    return (read_table(ctx.spark, ref).select(*RAW_FIELDS, "split", *LABELS)
+    return (read_table(ctx.spark, ref).select(*RAW_FIELDS, "split", *labels)
             .repartition(partitions))
 
 
-def encoded_splits(spec: FeatureSpec, rows: DataFrame) -> DataFrame:
-    """The feature vector, both labels and the split of every labelled flight."""
+def encoded_splits(spec: FeatureSpec, rows: DataFrame, labels: list[str]) -> DataFrame:
+    """The feature vector, the labels and the split of every labelled row."""
     return encode_spark(spec, rows).select(
-        "features", "split", *[F.col(label).cast("double").alias(label) for label in LABELS])
+        "features", "split", *[F.col(label).cast("double").alias(label) for label in labels])
 
 
 def estimator(task: Task, settings: TrainRegressionConfig
@@ -237,7 +260,8 @@ def coefficient_table(model, spec: FeatureSpec) -> pd.DataFrame:
 TRAIN_REGRESSION = Step(
     name="train_regression",
     run=run,
-    help="Train the distributed linear (arr_delay) and logistic (is_delayed) regressions.",
-    config_sections=("train_regression", "seed"),
-    inputs=lambda config: [Layout.of(config).table("silver", FEATURE_TABLE)],
+    help="Train the catalogue's distributed linear and logistic regressions.",
+    config_sections=("train_regression", "seed", "models"),
+    inputs=lambda config: [Layout.of(config).table("silver", table)
+                           for table in regression_tables(config)],
 )

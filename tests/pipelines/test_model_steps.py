@@ -7,12 +7,14 @@ not duplicate rows when rerun.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
@@ -31,7 +33,7 @@ from pipelines.release.evaluate import EVALUATE
 from pipelines.release.promote import PROMOTE
 from pipelines.training import regression
 from pipelines.training.regression import TRAIN_REGRESSION
-from tests.conftest import make_config
+from tests.conftest import CONF_DIR, make_config
 from tests.pipelines.conftest import SeededLake, saved_spec
 
 LINEAR, LOGISTIC = "flight-delay-linear", "flight-delay-logistic"
@@ -48,13 +50,18 @@ def run_tracked(config: Config, spark: SparkSession, step_run, name: str) -> Ste
 
 
 @pytest.fixture(scope="module")
-def lake_config(seeded_lake: SeededLake) -> Iterator[Config]:
-    # Only the two regressions are judged here: the neural models have their own tests.
-    yield make_config(
-        Path(seeded_lake.config.data_root), "train_regression.reg_params=[0.0, 0.1]",
-        "evaluate.models={flight-delay-linear: {table: flight_features, label: arr_delay, "
-        "metric: rmse}, flight-delay-logistic: {table: flight_features, label: is_delayed, "
-        "metric: auc}}")
+def lake_config(seeded_lake: SeededLake, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[Config]:
+    # Only the two regressions are in the catalogue here: the neural models have their
+    # own tests.
+    conf = tmp_path_factory.mktemp("regressions") / "conf"
+    shutil.copytree(CONF_DIR, conf, ignore=shutil.ignore_patterns("local.yaml"))
+    catalogue = conf / "datasets" / "flights" / "models.yaml"
+    models = yaml.safe_load(catalogue.read_text())["models"]
+    catalogue.write_text(yaml.safe_dump({"models": {name: models[name]
+                                                    for name in (LINEAR, LOGISTIC)}}))
+    yield make_config(Path(seeded_lake.config.data_root),
+                      "train_regression.reg_params=[0.0, 0.1]", conf_dir=conf)
     mlflow.set_tracking_uri(None)
 
 
@@ -138,7 +145,7 @@ def assert_driver_side_scores(evaluated: StepResult, trained: StepResult, config
     """Evaluate's scores (Spark UDF, Spark aggregates) equal numpy's on driver predictions."""
     split = read_table(spark, trained.inputs[0]).where("split = 'test'").toPandas()
     for name, family in ((LINEAR, regression_metrics), (LOGISTIC, classification_metrics)):
-        label = config.evaluate.models[name].label
+        label = config.models[name].label
         rows = split[split[label].notna()]
         predicted = mlflow.pyfunc.load_model(trained.models[name]).predict(rows[list(RAW_FIELDS)])
         expected = family(rows[label].to_numpy(dtype="float64"),

@@ -23,10 +23,12 @@ from pipelines.orchestration.step_runner import run_step
 from pipelines.platform.config import Config
 from pipelines.platform.layout import Layout
 from pipelines.platform.step import StepContext
-from pipelines.training.deep import MODEL_NAME, TRAIN_DEEP
+from pipelines.training.deep import TRAIN_DEEP
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.slow
+
+MODEL_NAME = "flight-delay-mlp"  # the mlp model of conf/datasets/flights/models.yaml
 
 CARRIERS, ORIGINS, DESTS = ["AA", "B6", "DL", "UA"], ["EWR", "JFK", "LGA"], ["ATL", "BOS", "ORD"]
 SMALL_RUN = ("train_deep.epochs=2", "train_deep.batch_size=32", "train_deep.hidden_units=[16]",

@@ -15,8 +15,11 @@ from pyspark.sql import SparkSession
 from pipelines.orchestration.step_runner import run_step
 from pipelines.platform.layout import Layout
 from pipelines.platform.step import StepContext
-from pipelines.training.sequence import MODEL_NAME, TRAIN_SEQUENCE
+from pipelines.training.sequence import TRAIN_SEQUENCE
 from tests.conftest import make_config
+
+# The sequence model of conf/datasets/flights/models.yaml.
+MODEL_NAME = "origin-delay-forecast"
 
 pytestmark = pytest.mark.slow
 

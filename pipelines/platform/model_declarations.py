@@ -1,0 +1,69 @@
+"""A dataset's model catalogue, as declared in ``conf/datasets/<dataset>/models.yaml``.
+
+Each entry is a registered model: which trainer fits it, on which silver table and label,
+and the metric its promotion gate compares. The training steps train the entries of
+their trainer, and evaluate, promote and batch_score go through every entry, so no model
+is named in code. Each trainer's hyperparameters are its step's section of
+``conf/pipeline.yaml`` (``train_regression``, ``train_deep``, ``train_sequence``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from pipelines.platform.section import DeclarationError, Section
+
+Trainer = Literal["linear", "logistic", "mlp", "sequence"]
+Metric = Literal["rmse", "mae", "r2", "auc", "log_loss", "accuracy", "brier"]
+
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+CLASSIFICATION_METRICS = ("auc", "log_loss", "accuracy", "brier")
+# What each trainer predicts, and so which metrics can judge it: the logistic regression
+# and the MLP give the probability of a binary label, the others a number.
+METRICS_OF: dict[str, tuple[str, ...]] = {
+    "linear": REGRESSION_METRICS, "sequence": REGRESSION_METRICS,
+    "logistic": CLASSIFICATION_METRICS, "mlp": CLASSIFICATION_METRICS,
+}
+
+
+class ModelDeclaration(Section):
+    """One registered model of the catalogue (its key is the registered name)."""
+
+    trainer: Trainer
+    table: str
+    label: str
+    metric: Metric
+
+    @model_validator(mode="after")
+    def _metric_fits_the_trainer(self) -> ModelDeclaration:
+        if self.metric not in METRICS_OF[self.trainer]:
+            raise DeclarationError(("metric",), f"{self.metric!r} cannot judge what the "
+                                   f"{self.trainer} trainer predicts; use one of "
+                                   f"{', '.join(METRICS_OF[self.trainer])}")
+        return self
+
+
+def catalogue_problems(models: dict[str, ModelDeclaration]
+                       ) -> list[tuple[tuple[str, ...], str]]:
+    """``(key, problem)`` for what the steps cannot train yet, in catalogue order.
+
+    Metrics are logged under the trainer's name (``linear.test.rmse``), so a trainer
+    takes one model; the two regressions share one encoding of one table.
+    """
+    problems, first_of = [], {}
+    for name, model in models.items():
+        if model.trainer in first_of:
+            problems.append((("models", name, "trainer"),
+                             f"a second {model.trainer} model after "
+                             f"{first_of[model.trainer]!r}; declare one per trainer"))
+        first_of.setdefault(model.trainer, name)
+    regressions = [(name, m.table) for name, m in models.items()
+                   if m.trainer in ("linear", "logistic")]
+    if len({table for _, table in regressions}) > 1:
+        name, _ = regressions[-1]
+        problems.append((("models", name, "table"),
+                         "the linear and logistic models must share a table, got "
+                         f"{' and '.join(table for _, table in regressions)}"))
+    return problems
