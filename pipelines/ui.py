@@ -1,4 +1,9 @@
-"""``mlpipe ui``: the MLflow UI against the run's own tracking backend."""
+"""``mlpipe ui``: the MLflow UI against the run's own tracking backend.
+
+It prints the address of the dataset's training runs, in the UI's model-training view:
+the UI otherwise opens on its GenAI views (a setting each browser keeps), where a
+pipeline's runs do not show.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import subprocess
 import sys
 
 from pipelines.platform.config import Config
-from pipelines.platform.tracking import configure_tracking
+from pipelines.platform.tracking import configure_tracking, ensure_experiment
 
 
 def ui_command(config: Config) -> list[str]:
@@ -21,11 +26,20 @@ def ui_command(config: Config) -> list[str]:
     return command
 
 
+def training_runs_url(config: Config, experiment_id: str) -> str:
+    """The UI's page of an experiment's runs, in the model-training view (not GenAI)."""
+    return (f"http://{config.mlflow.ui_host}:{config.mlflow.ui_port}/#/experiments/"
+            f"{experiment_id}/runs?workflowType=machine_learning")
+
+
 def start_ui(config: Config) -> int:
     """Run the MLflow UI in the foreground until interrupted; returns its exit code."""
     command = ui_command(config)
+    experiment_id = ensure_experiment(config, configure_tracking(config))
     print(f"MLflow UI on http://{config.mlflow.ui_host}:{config.mlflow.ui_port} "
-          f"(backend {command[command.index('--backend-store-uri') + 1]}); Ctrl-C stops it")
+          f"(backend {command[command.index('--backend-store-uri') + 1]}); Ctrl-C stops it\n"
+          f"Training runs of {config.experiment_name}: "
+          f"{training_runs_url(config, experiment_id)}", flush=True)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:

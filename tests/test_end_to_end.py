@@ -86,7 +86,7 @@ def test_tables_are_written(pipeline: Pipeline) -> None:
 
 def test_runs_are_nested_and_models_are_champions(pipeline: Pipeline) -> None:
     client = MlflowClient(pipeline.tracking_uri, registry_uri=pipeline.tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("mlpipe").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("mlpipe-flights").experiment_id])
     parents = [r for r in runs if r.info.run_name == "pipeline"]
     assert len(parents) == 1
     children = {r.info.run_name: r for r in runs

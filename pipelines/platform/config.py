@@ -262,6 +262,11 @@ class Config(Section):
         is_remote(value)  # a local path or an object-store URI; anything else is refused here
         return value
 
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment of every run: ``mlflow.experiment``, or one per dataset."""
+        return self.mlflow.experiment or f"mlpipe-{self.dataset}"
+
     def models_trained_by(self, *trainers: Trainer) -> dict[str, ModelDeclaration]:
         """The catalogue's models that these trainers fit, by registered name."""
         return {name: model for name, model in self.models.items() if model.trainer in trainers}

@@ -30,6 +30,9 @@ from pipelines.platform.layout import Layout
 log = logging.getLogger(__name__)
 
 PARENT_RUN_VARIABLE = "MLPIPE_PARENT_RUN_ID"
+# What the MLflow UI reads to tell a model-training experiment from a GenAI one.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
 
 
 @dataclass(frozen=True)
@@ -91,13 +94,21 @@ def check_reachable(uri: str, timeout_s: float) -> None:
 
 
 def ensure_experiment(config: Config, target: TrackingTarget) -> str:
-    """The experiment id, creating it with the configured artifact root on first use."""
+    """The experiment id, creating it with the configured artifact root on first use.
+
+    The experiment is marked as model training (``mlflow.experimentKind``), unless
+    someone chose a kind for it, so the UI opens it on its training runs, not on the
+    GenAI views.
+    """
     client = MlflowClient(target.tracking_uri, target.registry_uri)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(config.mlflow.experiment,
-                                    artifact_location=target.artifact_root)
+    experiment = client.get_experiment_by_name(config.experiment_name)
+    if experiment is None:
+        return client.create_experiment(config.experiment_name,
+                                        artifact_location=target.artifact_root,
+                                        tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+    return experiment.experiment_id
 
 
 @contextmanager
@@ -122,8 +133,9 @@ def start_run(config: Config, name: str, *, tags: dict[str, str] | None = None
 
 
 def run_tags(config: Config) -> dict[str, str]:
-    """Tags every run carries: the code version, the config hash and the environment."""
-    tags = {"mlpipe.config_hash": config.fingerprint(), "mlpipe.env": config.env}
+    """Tags every run carries: the code version, the config hash, environment and dataset."""
+    tags = {"mlpipe.config_hash": config.fingerprint(), "mlpipe.env": config.env,
+            "mlpipe.dataset": config.dataset}
     commit = git_commit()
     if commit:
         tags["mlpipe.git_commit"] = commit

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from mlflow import MlflowClient
 
 from bench.processes import free_port
 from tests.conftest import CONF_DIR, REPO_ROOT
@@ -57,3 +58,10 @@ def test_ui_serves_the_configured_backend(tmp_path: Path) -> None:
     with background(command, tmp_path / "ui.log", ready_url=f"http://127.0.0.1:{port}/health"):
         pass
     assert (tmp_path / "mlflow" / "mlflow.db").exists()
+    # It names the dataset's experiment, marked as model training, and the address of its
+    # training runs in the UI's model-training view.
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mlpipe-flights")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert (f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
+            "?workflowType=machine_learning") in (tmp_path / "ui.log").read_text()

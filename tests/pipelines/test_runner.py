@@ -134,7 +134,7 @@ def test_steps_are_nested_under_one_parent_run(dag_config: Config, recorder: Rec
     run_pipeline(dag_config, steps=recorder.steps())
     target = resolve_target(dag_config)
     client = MlflowClient(target.tracking_uri)
-    experiment = client.get_experiment_by_name(dag_config.mlflow.experiment)
+    experiment = client.get_experiment_by_name(dag_config.experiment_name)
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.info.run_name == "pipeline"]
     assert len(parents) == 1
