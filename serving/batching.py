@@ -65,6 +65,8 @@ class PendingRequest:
     future: asyncio.Future[dict[str, np.ndarray]]
     arrival: float
     deadline: float | None = field(default=None)
+    # The timer that answers 504 at the deadline; cancelled once the model takes the rows.
+    expiry: asyncio.TimerHandle | None = field(default=None)
 
 
 class Batcher:
@@ -105,8 +107,10 @@ class Batcher:
         """Queue `rows` rows for `runtime` and wait for their outputs.
 
         Raises QueueFull at once when `max_queue` requests are already admitted, and
-        DeadlineExceeded when `timeout_s` passes first; a request that expires while
-        queued is dropped before the model runs.
+        DeadlineExceeded when `timeout_s` passes while the request is queued: it is then
+        dropped before the model runs. The deadline bounds the wait for the model; once
+        its batch has started, a request is answered, however long the batch takes (a
+        504 for work the model did would only make the caller send it again).
         """
         if self._admitted >= self.max_queue:
             REJECTED.labels("queue_full").inc()
@@ -114,10 +118,9 @@ class Batcher:
         loop = asyncio.get_running_loop()
         now = loop.time()
         request = PendingRequest(runtime, columns, rows, loop.create_future(), now)
-        expiry = None
         if timeout_s is not None:
             request.deadline = now + timeout_s
-            expiry = loop.call_at(request.deadline, _expire, request.future)
+            request.expiry = loop.call_at(request.deadline, _expire, request.future)
         boundary = runtime is not self._newest_runtime
         self._newest_runtime = runtime
         self._admitted += 1
@@ -131,8 +134,8 @@ class Batcher:
             return await request.future
         finally:
             self._admitted -= 1
-            if expiry is not None:
-                expiry.cancel()
+            if request.expiry is not None:
+                request.expiry.cancel()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -201,6 +204,8 @@ class Batcher:
             if request.deadline is not None and request.deadline <= now:
                 _expire(request.future)
                 continue
+            if request.expiry is not None:
+                request.expiry.cancel()  # the model takes it: answered whenever it is done
             batch.append(request)
             rows += request.rows
         if batch:

@@ -203,6 +203,23 @@ def test_full_queue_is_refused_at_once_and_expired_requests_never_run() -> None:
     assert not any((call == 777).any() for call in recorder.calls)
 
 
+def test_a_request_whose_batch_has_started_is_answered_after_its_deadline() -> None:
+    recorder = Recorder(delay_s=0.3)  # the model takes longer than the deadline
+
+    async def scenario() -> tuple[dict, float]:
+        batcher = make_batcher(recorder, max_batch_size=1, max_delay_ms=0)
+        batcher.start()
+        start = time.perf_counter()
+        result = await batcher.submit(column(5), 1, timeout_s=0.1)
+        elapsed = time.perf_counter() - start
+        await batcher.stop()
+        return result, elapsed
+
+    result, elapsed = run(scenario())
+    assert list(result["y"]) == [10]  # not a 504 for work the model did
+    assert elapsed >= 0.3
+
+
 def test_requests_run_on_the_runtime_they_were_decoded_for_and_never_mixed() -> None:
     """A swap between two submissions: the old batch closes at once, each runs on its own."""
     old, new = Recorder(factor=2.0), Recorder(factor=3.0)
