@@ -35,8 +35,8 @@ from pipelines.platform.source_declarations import SourceDeclaration
 class Source:
     """One landing source: ``landing/<name>/`` -> ``lake/bronze/<name>``.
 
-    ``format``: ``csv`` (files start with the header line) or ``json`` (JSON Lines, one
-    object per line). ``stats_columns``: the columns bronze keeps per-file min/max
+    ``format``: ``csv`` (files start with the header line), ``json`` (JSON Lines, one
+    object per line) or ``parquet``. ``stats_columns``: the columns bronze keeps per-file min/max
     statistics for; empty means Delta's default, every column.
     """
 

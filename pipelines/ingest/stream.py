@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from pipelines.ingest.parquet import files_as_lines
 from pipelines.ingest.sources import Source
 from pipelines.ingest.validation import (
     RAW,
@@ -38,6 +39,10 @@ from pipelines.platform.lake import append, latest_version, table_exists
 from pipelines.platform.layout import Layout
 
 log = logging.getLogger(__name__)
+
+# Spark's binaryFile source (a listing of files; the content is read only if selected),
+# whose schema a stream must state.
+BINARY_FILE_SCHEMA = "path string, modificationTime timestamp, length bigint, content binary"
 
 
 @dataclass
@@ -105,6 +110,9 @@ class BatchWriter:
 
     def __call__(self, lines: DataFrame, batch_id: int) -> None:
         spark, txn = lines.sparkSession, (self.app_id(), batch_id)
+        if self.source.format == "parquet":  # the batch lists files; their rows become lines
+            lines = files_as_lines(spark, [row[0] for row in lines.select(SOURCE_FILE).collect()],
+                                   SOURCE_FILE)
         seen = Observation()
         before = _version(spark, self.bronze)
         # The raw line goes before the observation, which would otherwise copy it on every row.
@@ -133,12 +141,19 @@ class BatchWriter:
 
 def start_ingest(spark: SparkSession, layout: Layout, settings: IngestConfig, source: Source,
                  run_id: str | None) -> tuple[StreamingQuery, BatchWriter]:
-    """Start the query that ingests the landing files of ``source`` not seen before."""
-    reader = spark.readStream.format("text")
+    """Start the query that ingests the landing files of ``source`` not seen before.
+
+    CSV and JSON Lines are read as text lines; Parquet as a list of new files, each read
+    whole by the batch (``pipelines/ingest/parquet.py``).
+    """
+    parquet = source.format == "parquet"
+    reader = (spark.readStream.format("binaryFile").schema(BINARY_FILE_SCHEMA) if parquet
+              else spark.readStream.format("text"))
     if settings.max_files_per_trigger > 0:
         reader = reader.option("maxFilesPerTrigger", settings.max_files_per_trigger)
-    lines = (reader.load(layout.landing(source.name))
-             .select("value", F.col("_metadata.file_path").alias(SOURCE_FILE)))
+    landed = reader.load(layout.landing(source.name))
+    lines = (landed.select(F.col("path").alias(SOURCE_FILE)) if parquet
+             else landed.select("value", F.col("_metadata.file_path").alias(SOURCE_FILE)))
     writer = BatchWriter(layout, source, run_id)
     query = (lines.writeStream.queryName(f"ingest_{source.name}")
              .foreachBatch(writer)

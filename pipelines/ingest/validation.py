@@ -3,7 +3,8 @@
 Lines are read as text and parsed here (rather than by the CSV or JSON reader) so that
 every row keeps its raw line: a quarantined row can be shown exactly as it arrived. The
 first failing check names the reason, in this order: the line's shape
-(``malformed``: the wrong number of CSV fields, or a JSON line that is not an object), a
+(``malformed``: the wrong number of CSV fields, a JSON line that is not an object, or a
+Parquet file that cannot be read), a
 value that does not fit its type (``bad_type:<column>``), a required value that is absent
 (``missing:<column>``), then the source's rules (``invalid:<column>``). Every line is
 either a bronze row or a quarantine row.
@@ -13,6 +14,7 @@ value that does not fit its type, or the wrong shape); only those lines have the
 shape checked and are parsed again as text, to name the column whose value did not
 fit. A misfit is rare, so naming it costs nothing on good data. A CSV file starts with
 the header line, which is not a row; a JSON line's keys that are not columns are ignored.
+Parquet rows arrive here as JSON lines, one object per row.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ def _checks(source: Source) -> list[tuple[str, Column]]:
     The conditions expect the typed columns of ``source`` plus ``_text`` (the same fields
     as strings, NULL on a line the typed parse converted whole) and ``_malformed``.
     """
-    shape = (f"malformed:expected {len(source.columns)} fields" if source.format == "csv"
-             else "malformed:not a JSON object")
+    shape = {"csv": f"malformed:expected {len(source.columns)} fields",
+             "json": "malformed:not a JSON object",
+             "parquet": "malformed:not a readable Parquet file"}[source.format]
     return [
         (shape, F.col(_MALFORMED)),
         *[(f"bad_type:{c}", F.col(f"_text.`{c}`").isNotNull() & F.col(c).isNull())
@@ -75,7 +78,10 @@ def reason_expr(source: Source) -> Column:
 
 
 def _parsed(line: Column, source: Source, as_text: bool = False) -> Column:
-    """The line parsed by the source's format, as a struct of the columns (plus ``_unfit``)."""
+    """The line parsed by the source's format, as a struct of the columns (plus ``_unfit``).
+
+    Parquet rows arrive as JSON objects (``pipelines/ingest/parquet.py``).
+    """
     ddl = f"{_ddl(source.schema, as_text)}, `{_UNFIT}` string"
     if source.format == "csv":
         return F.from_csv(line, ddl, PARSE_OPTIONS)
@@ -86,7 +92,7 @@ def _malformed(line: Column, source: Source) -> Column:
     """A line of the wrong shape (checked only on lines the typed parse marked)."""
     if source.format == "csv":
         return field_count(line) != len(source.columns)
-    return F.json_object_keys(line).isNull()  # not JSON, or not an object
+    return F.json_object_keys(line).isNull()  # not JSON, not an object, or a broken file
 
 
 def parse_lines(lines: DataFrame, source: Source) -> DataFrame:
@@ -98,11 +104,13 @@ def parse_lines(lines: DataFrame, source: Source) -> DataFrame:
     rows = lines.where(F.col("value") != F.lit(source.header)) if source.format == "csv" \
         else lines
     unfit = F.col(_UNFIT).isNotNull()
+    # No struct at all: an empty JSON line (an unreadable Parquet file's placeholder).
+    malformed = F.col("_typed").isNull() | (F.col(f"_typed.{_UNFIT}").isNotNull()
+                                            & _malformed(F.col(RAW), source))
     parsed = (
         rows.select(F.col("value").alias(RAW), F.col(SOURCE_FILE),
                     _parsed(F.col("value"), source).alias("_typed"))
-        .select(RAW, SOURCE_FILE, "_typed.*")
-        .withColumn(_MALFORMED, unfit & _malformed(F.col(RAW), source))
+        .select(RAW, SOURCE_FILE, malformed.alias(_MALFORMED), "_typed.*")
         .withColumn("_text", F.when(unfit, _parsed(F.col(RAW), source, as_text=True)))
     )
     flags = [F.coalesce(F.expr(rule), F.lit(False)).alias(name)

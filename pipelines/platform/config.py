@@ -235,7 +235,8 @@ class Config(Section):
     data_root: str
     dataset: str
     sources: dict[str, SourceDeclaration] = Field(min_length=1)
-    models: dict[str, ModelDeclaration] = Field(min_length=1)
+    # Empty: a dataset that is only ingested (its training steps train nothing).
+    models: dict[str, ModelDeclaration] = Field(default_factory=dict)
     object_store: ObjectStoreConfig
     seed: int
     spark: SparkConfig

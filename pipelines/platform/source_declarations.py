@@ -34,8 +34,9 @@ class SourceDeclaration(Section):
     """One source: its landing files' format and columns, and what makes a row good."""
 
     # csv: every file starts with the header line of the columns; json: JSON Lines, one
-    # object per line (keys that are not columns are ignored).
-    format: Literal["csv", "json"] = "csv"
+    # object per line (keys that are not columns are ignored); parquet: each file read with
+    # its own schema, its values held to the declared types.
+    format: Literal["csv", "json", "parquet"] = "csv"
     # In file order: a CSV landing file starts with exactly these names as its header.
     columns: dict[str, ColumnType] = Field(min_length=1)
     required: list[str] = Field(default_factory=list)

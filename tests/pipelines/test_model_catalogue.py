@@ -61,7 +61,8 @@ def test_the_steps_train_and_judge_what_the_catalogue_declares(project_conf: Pat
      "models.meter-usage.trainer", "Input should be 'linear', 'logistic', 'mlp' or 'sequence'"),
     ({"meter-usage": {"trainer": "linear", "table": "t", "metric": "rmse"}},
      "models.meter-usage.label", "required key is missing"),
-    ({}, "models", "at least 1 item"),
+    ({"meter-usage": {**REGRESSIONS["meter-usage"], "hyperparameters": {}}},
+     "models.meter-usage.hyperparameters", "unknown key"),
 ])
 def test_a_bad_catalogue_names_its_file_and_key(project_conf: Path, models: dict, key: str,
                                                 says: str) -> None:

@@ -3,8 +3,11 @@ that name the file and the key; and a dataset declared there ingests with no cod
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from pyspark.sql import SparkSession
@@ -133,6 +136,8 @@ LANDED = {
              '{"meter": "m9", "taken_at":'],
 }
 QUARANTINED = {
+    "parquet": ["bad_type:kwh", "invalid:kwh", "invalid:phase",
+                "malformed:not a readable Parquet file", "missing:meter"],
     "csv": ["bad_type:taken_at", "invalid:kwh", "invalid:phase", "malformed:expected 4 fields",
             "missing:meter"],
     "json": ["bad_type:kwh", "bad_type:taken_at", "invalid:kwh", "invalid:phase",
@@ -140,7 +145,23 @@ QUARANTINED = {
 }
 
 
-@pytest.mark.parametrize("kind", ["csv", "json"])
+def parquet_files() -> dict[str, bytes]:
+    """Landing Parquet files: one of the declared schema, one whose ``kwh`` is text and
+    ``phase`` missing, and one that is not Parquet at all."""
+    good = pa.table({"meter": ["m1", "m2", "m3", "m4", None],
+                     "taken_at": pa.array([dt.datetime(2026, 11, 1)] * 5, pa.timestamp("us")),
+                     "kwh": [1.5, None, -2.0, 1.0, 1.0], "phase": [1, 3, 1, 2, 1]})
+    drifted = pa.table({"meter": ["m8"], "taken_at": ["2026-11-01T00:00:00Z"], "kwh": ["lots"]})
+    files = {}
+    for name, table in (("good", good), ("drifted", drifted)):
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        files[f"{name}.parquet"] = sink.getvalue().to_pybytes()
+    files["broken.parquet"] = b"PAR1 this is not a Parquet file"
+    return files
+
+
+@pytest.mark.parametrize("kind", ["csv", "json", "parquet"])
 def test_a_declared_dataset_ingests_with_quarantine_and_flags(
         project_conf: Path, tmp_path: Path, spark: SparkSession, kind: str) -> None:
     declare(project_conf, "meters", {"readings": {**READINGS, "format": kind}})
@@ -148,8 +169,13 @@ def test_a_declared_dataset_ingests_with_quarantine_and_flags(
                          overrides=["dataset=meters", f"data_root={tmp_path / 'data'}",
                                     *TEST_SETTINGS])
     layout = Layout.of(config)
-    landed = join(layout.landing("readings"), f"2026-11-01.{kind}")
-    layout.storage.write_text(landed, "\n".join(LANDED[kind]) + "\n")
+    landing = layout.landing("readings")
+    if kind == "parquet":
+        for name, data in parquet_files().items():
+            layout.storage.write_bytes(join(landing, name), data)
+    else:
+        layout.storage.write_text(join(landing, f"2026-11-01.{kind}"),
+                                  "\n".join(LANDED[kind]) + "\n")
 
     result = INGEST.run(step_context(config, spark, "run-meters"))
 
@@ -159,4 +185,8 @@ def test_a_declared_dataset_ingests_with_quarantine_and_flags(
     quarantine = spark.read.format("delta").load(layout.table("quarantine", "readings"))
     assert sorted(r["reason"] for r in quarantine.collect()) == QUARANTINED[kind]
     assert result.metrics["readings.rows_read"] == 2 + len(QUARANTINED[kind])
-    assert {r["raw_line"] for r in quarantine.collect()} <= set(LANDED[kind])
+    if kind != "parquet":
+        assert {r["raw_line"] for r in quarantine.collect()} <= set(LANDED[kind])
+    else:  # a row's values, as JSON; a broken file's line is empty
+        assert '{"meter":"m8","taken_at":"2026-11-01T00:00:00Z","kwh":"lots"}' in \
+            {r["raw_line"] for r in quarantine.collect()}
