@@ -161,13 +161,14 @@ def summary(group: dict, sent: int) -> dict:
                                 if code not in ("200", "503"))}
 
 
-def capacity(port: int, kinds: list[Template], step_s: float) -> dict:
+def capacity(port: int, kinds: list[Template], step_s: float,
+             start_rps: float = RAMP_START_RPS) -> dict:
     """An open-loop ramp that ends once the system has failed to keep up (answer 90% of
     the offered rate with p99 under 1 s) at two steps in a row: one step can fail to a
     stall of the shared machine. The capacity is the most 200s/s of a step that kept up
     (an overloaded step can show more, from batches that grew while its queue did);
     `slo_capacity_rps` the most of a step whose p99 also met the SLO."""
-    steps, rate, failed = [], RAMP_START_RPS, 0
+    steps, rate, failed = [], start_rps, 0
     while failed < 2 and len(steps) < RAMP_MAX_STEPS:
         report = load(port, rate, step_s, kinds, seed=len(steps))
         p99 = report.total["p99_ms"]

@@ -12,10 +12,13 @@ it and report it. A batch whose next request belongs to an older runtime than th
 newest one queued closes at once, as no later request can join it.
 
 Two priority levels: a batch is filled from the high level first, each level oldest
-first. A low request that has waited `low_priority_max_wait_ms` is taken as if it
-were high, in arrival order among the high ones: under a saturating high load it waits
-at most that bound plus the time to serve the requests that arrived before it (of
-either level, at most `max_queue`) and the batch in flight.
+first. A low request that has waited `low_priority_max_wait_ms` is overdue, and overdue
+low requests lead every other batch while high ones wait: the low level is never
+starved (under a saturating high load an overdue request waits for at most the overdue
+ones ahead of it, at half the model's rate), and the high level, even when the low one
+is overloaded, waits for at most one low batch beside its own queue. (Taking an overdue
+request as if it were high, in arrival order, made a low level overloaded for longer
+than the bound a plain FIFO queue: bench/RESULTS.md, "Priorities beside bulk scoring".)
 
 The size limit and the delay come from a policy (serving/batch_policy.py): fixed
 `max_batch_size` / `max_delay_ms`, or adapted to `latency_target_ms` from each batch's
@@ -81,6 +84,7 @@ class Batcher:
                         Priority.LOW: deque[PendingRequest]()}
         self._queued_rows = 0
         self._admitted = 0
+        self._low_led_last = False  # the last batch was led by an overdue low request
         self._newest_runtime: ModelRuntime | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
@@ -192,6 +196,8 @@ class Batcher:
         limit = self.policy.size
         batch: list[PendingRequest] = []
         rows = 0
+        high, low = self._queues[Priority.HIGH], self._queues[Priority.LOW]
+        low_led = bool(high) and bool(low) and self._next_queue(now) is low
         while self._queued_requests():
             queue = self._next_queue(now)
             request = queue[0]
@@ -210,14 +216,15 @@ class Batcher:
             rows += request.rows
         if batch:
             BATCH_ROWS.observe(rows)
+            self._low_led_last = low_led
         return batch
 
     def _next_queue(self, now: float) -> deque[PendingRequest]:
         """The non-empty level whose oldest request goes next: high, unless the oldest
-        low request has waited its bound and arrived before the oldest high one."""
+        low request is overdue and the last batch was not led by one."""
         high, low = self._queues[Priority.HIGH], self._queues[Priority.LOW]
         if low and (not high or (low[0].arrival + self.low_max_wait_s <= now
-                                 and low[0].arrival < high[0].arrival)):
+                                 and not self._low_led_last)):
             return low
         return high
 

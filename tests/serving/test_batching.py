@@ -303,6 +303,32 @@ def test_a_low_request_waits_at_most_its_bound_under_saturating_high_load() -> N
     assert served_high > high_before  # the high load was still saturating afterwards
 
 
+def test_an_overloaded_low_level_delays_a_high_request_by_at_most_one_batch() -> None:
+    """30 low requests queue (600 ms of model time) and all go overdue; a high request
+    then waits for the batch in flight and at most one low batch, not for all of them."""
+    recorder = Recorder(delay_s=0.02)
+
+    async def scenario() -> tuple[float, int]:
+        harness = make_batcher(recorder, max_batch_size=1, max_delay_ms=0,
+                               low_priority_max_wait_ms=50)
+        harness.start()
+        loop = asyncio.get_running_loop()
+        low = [asyncio.ensure_future(harness.submit(column(i), 1, priority=Priority.LOW))
+               for i in range(30)]
+        await asyncio.sleep(0.15)  # every low request still queued is overdue now
+        start = loop.time()
+        await harness.submit(column(100), 1)
+        waited = loop.time() - start
+        lows_before = len(recorder.calls) - 1
+        await asyncio.gather(*low)
+        await harness.stop()
+        return waited, lows_before
+
+    waited, lows_before = run(scenario())
+    assert waited < 0.1  # 20 ms batches: the one in flight, one low, its own, and slack
+    assert lows_before < 15  # most of the overdue low requests went after it
+
+
 def test_latency_target_backs_off_when_the_model_slows_and_grows_with_headroom() -> None:
     """24 clients in a closed loop; the model costs 1 ms plus 0.5 ms per padded row.
 
