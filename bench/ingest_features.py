@@ -23,7 +23,7 @@ from pathlib import Path
 from pipelines.features import step as features
 from pipelines.ingest import step_ingest as ingest
 from pipelines.ingest import step_synthesize as synthesize
-from pipelines.ingest.seed import seed_landing
+from pipelines.ingest.seed import seed_landing, seed_plan
 from pipelines.ingest.sources import declared_sources
 from pipelines.platform.config import Config, load_config
 from pipelines.platform.spark import build_spark_session
@@ -45,7 +45,8 @@ def bench_scale(root: Path, scale: int, master: str) -> dict[str, float]:
     ctx = StepContext(config, run_id=f"bench-{scale}x", session_factory=lambda _c: spark)
     layout = ctx.layout
     sources = declared_sources(config)
-    seconds_seed, _ = timed(lambda: seed_landing(layout.landing(), layout.storage, sources,
+    plan = seed_plan(config)
+    seconds_seed, _ = timed(lambda: seed_landing(layout.landing(), layout.storage, plan,
                                                  date(2013, 1, 1), date(2013, 12, 31)))
     if scale > 1:
         ingest.run(ctx, sources=("flights",))

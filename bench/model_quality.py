@@ -25,10 +25,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from models.features.encode_pandas import encode_pandas
-from models.features.fields import RAW_FIELDS
 from models.features.spec import FeatureSpec
 from pipelines.platform.config import load_config
-from pipelines.platform.layout import FEATURE_TABLE, SEQUENCE_TABLE, Layout
+from pipelines.platform.layout import Layout
 
 log = logging.getLogger("bench.model_quality")
 OUT = Path(__file__).with_name("out") / "model_quality.json"
@@ -42,10 +41,9 @@ def read_split(layout: Layout, name: str) -> tuple[pd.DataFrame, int]:
     return table.to_pandas(), table.version()
 
 
-def classifier_quality(layout: Layout, mlp_uri: str) -> dict[str, float]:
-    flights, version = read_split(layout, FEATURE_TABLE)
-    spec = FeatureSpec.from_json(
-        layout.storage.read_text(layout.feature_spec(FEATURE_TABLE, version)))
+def classifier_quality(layout: Layout, table: str, mlp_uri: str) -> dict[str, float]:
+    flights, version = read_split(layout, table)
+    spec = FeatureSpec.from_json(layout.storage.read_text(layout.feature_spec(table, version)))
     train, test = (flights[flights["split"] == s] for s in ("train", "test"))
     encoded = {name: encode_pandas(spec, part) for name, part in
                (("train", train), ("test", test))}
@@ -61,16 +59,16 @@ def classifier_quality(layout: Layout, mlp_uri: str) -> dict[str, float]:
     mlp = mlflow.pyfunc.load_model(mlp_uri)
     return {
         "rows_test": len(test), "table_version": version,
-        "auc_mlp": roc_auc_score(y_test, mlp.predict(test[list(RAW_FIELDS)])),
+        "auc_mlp": roc_auc_score(y_test, mlp.predict(test[list(spec.request)])),
         "auc_logistic": roc_auc_score(y_test, logistic.predict_proba(
             encoded["test"]["features"])[:, 1]),
         "auc_trees": roc_auc_score(y_test, trees.predict_proba(trees_inputs["test"])[:, 1]),
         "trees_iterations": int(trees.n_iter_)}
 
 
-def forecaster_quality(layout: Layout, sequence_uri: str) -> dict[str, float]:
-    windows, version = read_split(layout, SEQUENCE_TABLE)
-    stats = json.loads(layout.storage.read_text(layout.feature_spec(SEQUENCE_TABLE, version)))
+def forecaster_quality(layout: Layout, table: str, sequence_uri: str) -> dict[str, float]:
+    windows, version = read_split(layout, table)
+    stats = json.loads(layout.storage.read_text(layout.feature_spec(table, version)))
     column = stats["features"].index(DELAY_FEATURE)
     test = windows[windows["split"] == "test"]
     steps = np.stack([np.stack(list(w)) for w in test["window"]])[:, :, column]
@@ -97,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.tracking_uri:
         mlflow.set_tracking_uri(args.tracking_uri)
     # The object-store settings (for an s3a:// root) come from conf/, like the pipeline's.
-    layout = Layout.of(load_config(overrides=[f"data_root={args.data_root}"]))
-    results = {"classifier": classifier_quality(layout, args.mlp_uri),
-               "forecaster": forecaster_quality(layout, args.sequence_uri)}
+    config = load_config(overrides=[f"data_root={args.data_root}"])
+    layout = Layout.of(config)
+    results = {"classifier": classifier_quality(layout, config.features.table, args.mlp_uri),
+               "forecaster": forecaster_quality(layout, config.sequences.table,
+                                                args.sequence_uri)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     log.info("%s", json.dumps(results, indent=2))

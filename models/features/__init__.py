@@ -1,6 +1,5 @@
-"""The feature spec: raw flight fields -> model inputs, identically in Spark and in pandas."""
+"""The feature spec: raw request fields -> model inputs, identically in Spark and in numpy."""
 
-from models.features.fields import LABELS, LEAKAGE, RAW_FIELDS
 from models.features.spec import FeatureSpec, load_spec
 
-__all__ = ["LABELS", "LEAKAGE", "RAW_FIELDS", "FeatureSpec", "load_spec"]
+__all__ = ["FeatureSpec", "load_spec"]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.features.fields import RAW_FIELDS
+from models.features.fields import FLIGHTS
 from models.features.holidays import days_to_nearest_holiday
 from models.features.spec import FeatureSpec
 
@@ -33,10 +33,11 @@ EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Spark's weekday() and pandas cou
 NAT = np.iinfo(np.int64).min
 _TEXT_TYPES = {str, type(None)}
 _CALENDAR = {"hour": 24, "dow": 7, "month": 13}  # month codes are indexed 1..12
+HASH_MEMO_SIZE = 1 << 16  # distinct values whose bucket a hashed column remembers
 
 
 @dataclass(frozen=True)
-class EncodedFlights:
+class EncodedRecords:
     """Model inputs of a batch of raw records, see :class:`~models.features.spec.FeatureSpec`."""
 
     cat_indices: np.ndarray  # (n, c) int32
@@ -51,22 +52,25 @@ class EncodedFlights:
 class SpecEncoder:
     """One feature spec as lookup tables: raw columns -> inputs with array indexing only.
 
-    Categorical levels become dicts (strings) or small arrays (hour, weekday, month);
-    the plane table becomes arrays indexed by a plane's row, so one dict lookup per
-    tail number gives its age, seats, engine code and hash bucket. Per-row Python runs
-    only where no array form exists: the dict lookups themselves (driven by ``map`` in
-    C), and crc32 of tail numbers that are not in the plane table.
+    Categorical levels become dicts (strings) or, for the flights derivation, small
+    arrays (hour, weekday, month) and a plane table of arrays indexed by a plane's row,
+    so one dict lookup per tail number gives its age, seats and engine code. Per-row
+    Python runs only where no array form exists: the dict lookups themselves (driven by
+    ``map`` in C), and crc32 of a hashed value not seen before.
     """
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
         self._levels = {c.name: c.index() for c in spec.categorical}
+        self._flights = spec.derivation == FLIGHTS
         self._calendar = {
             name: np.array([index.get(str(value), 0) for value in range(size)] + [0],
                            dtype=np.int32)
-            for name, size in _CALENDAR.items() if (index := self._levels.get(name)) is not None
+            for name, size in _CALENDAR.items()
+            if self._flights and (index := self._levels.get(name)) is not None
         }
-        self._routes = _route_pairs(self._levels.get("route", {}))
+        self._routes = _route_pairs(self._levels.get("route", {})) if self._flights else {}
+        self._hash_memo: dict[str, dict[object, int]] = {h.column: {} for h in spec.hashed}
         tails = list(spec.planes)
         # Row 0 is "no such plane": NaN facts, engine code 0.
         self._plane_rows = {tail: row for row, tail in enumerate(tails, start=1)}
@@ -75,29 +79,28 @@ class SpecEncoder:
         self._seats = np.array([f[1] for f in facts], dtype=np.float64)
         engines = self._levels.get("engine", {})
         self._engine = np.array([engines.get(f[2], 0) for f in facts], dtype=np.int32)
-        self._buckets = np.array([0, *(tail_bucket(t, spec.tail_buckets) for t in tails)],
-                                 dtype=np.int32)
         self._means = np.array([n.mean for n in spec.numeric], dtype=np.float64)
         self._stds = np.array([n.std for n in spec.numeric], dtype=np.float64)
         self._onehot = _onehot_columns(spec)
 
-    def encode(self, raw: RawColumns) -> EncodedFlights:
+    def encode(self, raw: RawColumns) -> EncodedRecords:
         """``cat_indices`` and ``numeric`` for raw records (a DataFrame or named columns).
 
-        A missing field is an error naming it; values are taken as the contract
-        dtypes of :data:`~models.features.fields.RAW_FIELDS` (text that is not a
-        number is a missing number, as ``pd.to_numeric(errors="coerce")`` reads it).
+        A missing field is an error naming it; values are taken as the dtypes of the
+        spec's ``request`` (text that is not a number is a missing number, as
+        ``pd.to_numeric(errors="coerce")`` reads it).
         """
-        missing = [name for name in RAW_FIELDS if name not in raw]
+        missing = [name for name in self.spec.request if name not in raw]
         if missing:
-            raise ValueError(f"raw flights lack the fields {', '.join(missing)}")
-        fields = {name: _coerce(raw[name], dtype) for name, dtype in RAW_FIELDS.items()}
+            raise ValueError(f"raw records lack the fields {', '.join(missing)}")
+        fields = {name: _coerce(raw[name], dtype) for name, dtype in self.spec.request.items()}
         rows = {len(value) for value in fields.values()}
         if len(rows) != 1:
-            raise ValueError(f"raw flight fields have different lengths {sorted(rows)}")
-        derived = self._derive(fields)
+            raise ValueError(f"raw record fields have different lengths {sorted(rows)}")
+        derived = self._derive(fields) if self._flights else {}
         codes = [self._codes(c.name, fields, derived) for c in self.spec.categorical]
-        codes.append(derived["tailnum_bucket"])
+        codes += [self._hash_codes(h.column, h.buckets, fields[h.column])
+                  for h in self.spec.hashed]
         n = rows.pop()
         cat_indices = np.stack(codes, axis=1)
 
@@ -109,9 +112,9 @@ class SpecEncoder:
             numeric[:, :q] = np.where(np.isnan(x), 0.0, (x - self._means) / self._stds)
         for k, indicator in enumerate(self.spec.missing):
             numeric[:, q + k] = np.isnan(values[indicator.column])
-        return EncodedFlights(cat_indices, numeric, self)
+        return EncodedRecords(cat_indices, numeric, self)
 
-    def design(self, encoded: EncodedFlights) -> np.ndarray:
+    def design(self, encoded: EncodedRecords) -> np.ndarray:
         """One-hot columns of the linear categoricals, then the numeric block."""
         positions, columns = self._onehot
         n, width = len(encoded.numeric), int(columns.max(initial=-1)) + 1
@@ -124,7 +127,8 @@ class SpecEncoder:
         return design
 
     def _derive(self, fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Calendar parts, holiday distance and plane facts, as derive_spark makes them."""
+        """The flights derivation: calendar parts, holiday distance and plane facts, as
+        derive_spark makes them."""
         when = fields["sched_dep_local"]
         ns = when.view(np.int64)
         valid = ns != NAT
@@ -133,14 +137,6 @@ class SpecEncoder:
         year = np.where(valid, months // 12 + 1970, np.nan)
         tails = fields["tailnum"]
         plane = np.fromiter(map(self._plane_rows.get, tails, repeat(0)), np.intp, len(tails))
-        bucket = self._buckets[plane]
-        unknown = np.flatnonzero(plane == 0)
-        if unknown.size:  # hashed once per distinct tail: the same few recur in every block
-            missing = tails[unknown]
-            hashed = {tail: tail_bucket(tail, self.spec.tail_buckets)
-                      for tail in dict.fromkeys(missing)}
-            bucket[unknown] = np.fromiter(map(hashed.__getitem__, missing), bucket.dtype,
-                                          unknown.size)
         return {
             "hour": np.where(valid, ns // HOUR_NS % 24, 24),
             "dow": np.where(valid, (ns // DAY_NS + EPOCH_WEEKDAY) % 7, 7),
@@ -149,7 +145,6 @@ class SpecEncoder:
             "plane_age": year - self._plane_year[plane],
             "seats": self._seats[plane],
             "engine": self._engine[plane],
-            "tailnum_bucket": bucket,
         }
 
     def _codes(self, name: str, fields: dict[str, np.ndarray],
@@ -157,14 +152,26 @@ class SpecEncoder:
         """The code of every row for categorical ``name`` (0: unknown or missing)."""
         if name in self._calendar:
             return self._calendar[name][derived[name]]
-        if name == "engine":
+        if self._flights and name == "engine":
             return derived["engine"]
-        if name == "route":
+        if self._flights and name == "route":
             pairs = zip(fields["origin"], fields["dest"])
             return _lookup(self._routes, pairs, len(fields["origin"]))
-        if RAW_FIELDS.get(name) == "string":
+        if self.spec.request.get(name) == "string":
             return _lookup(self._levels[name], fields[name], len(fields[name]))
-        raise ValueError(f"categorical {name!r} is neither a raw text field nor derived")
+        raise ValueError(f"categorical {name!r} is neither a text field of the request nor "
+                         f"derived")
+
+    def _hash_codes(self, column: str, buckets: int, values: np.ndarray) -> np.ndarray:
+        """Buckets of a hashed column; crc32 runs once per distinct value the encoder sees
+        (the same tail numbers recur in every block), up to :data:`HASH_MEMO_SIZE`."""
+        memo = self._hash_memo[column]
+        new = [v for v in dict.fromkeys(values) if v not in memo]
+        if len(memo) + len(new) > HASH_MEMO_SIZE:
+            memo.clear()
+            new = list(dict.fromkeys(values))
+        memo.update((v, hash_bucket(v, buckets)) for v in new)
+        return np.fromiter(map(memo.__getitem__, values), np.int32, len(values))
 
 
 def encode_pandas(spec: FeatureSpec, raw: RawColumns) -> dict[str, np.ndarray]:
@@ -178,11 +185,11 @@ def encode_pandas(spec: FeatureSpec, raw: RawColumns) -> dict[str, np.ndarray]:
             "numeric": encoded.numeric}
 
 
-def tail_bucket(tailnum: object, buckets: int) -> int:
-    """crc32 of the tail number into ``1..buckets``, 0 when missing (Spark's crc32 + pmod)."""
-    if not isinstance(tailnum, str) or not tailnum:
+def hash_bucket(value: object, buckets: int) -> int:
+    """crc32 of a text value into ``1..buckets``, 0 when missing (Spark's crc32 + pmod)."""
+    if not isinstance(value, str) or not value:
         return 0
-    return zlib.crc32(tailnum.encode("utf-8")) % buckets + 1
+    return zlib.crc32(value.encode("utf-8")) % buckets + 1
 
 
 def _coerce(values: Any, dtype: str) -> np.ndarray:

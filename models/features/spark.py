@@ -1,4 +1,4 @@
-"""The spec applied with Spark: raw flight columns -> model inputs, for training and scoring.
+"""The spec applied with Spark: raw request columns -> model inputs, for training and scoring.
 
 Column expressions only (no Python UDFs), so encoding runs in the JVM at Spark's
 speed; :mod:`models.features.encode_pandas` is the same computation in numpy, and
@@ -11,7 +11,7 @@ from pyspark.ml.functions import array_to_vector
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from models.features.fields import DERIVED_CATEGORICAL, DERIVED_NUMERIC, RAW_FIELDS
+from models.features.fields import DERIVED_CATEGORICAL, DERIVED_NUMERIC, FLIGHTS
 from models.features.holidays import FIXED_HOLIDAYS, NTH_WEEKDAY_HOLIDAYS
 from models.features.spec import FeatureSpec
 
@@ -47,7 +47,7 @@ def plane_table(spec: FeatureSpec, df: DataFrame) -> DataFrame:
 
 
 def derive_spark(df: DataFrame, planes: DataFrame) -> DataFrame:
-    """Add the derived fields to raw flight columns; existing derived columns are replaced.
+    """The flights derivation: add the derived fields to raw flight columns (replacing any).
 
     ``planes`` has ``tailnum`` and :data:`PLANE_COLUMNS`, one row per tail number.
     """
@@ -76,17 +76,18 @@ def _index(spec_vocab: tuple[str, ...], value: Column) -> Column:
 def encode_spark(spec: FeatureSpec, df: DataFrame) -> DataFrame:
     """Add ``features`` (a vector), ``cat_indices`` (array<int>) and ``numeric`` (array<double>).
 
-    ``df`` needs the :data:`~models.features.fields.RAW_FIELDS` columns; other columns
-    (labels, split, ids) pass through.
+    ``df`` needs the spec's ``request`` columns; other columns (labels, split, ids)
+    pass through.
     """
-    missing = [name for name in RAW_FIELDS if name not in df.columns]
+    missing = [name for name in spec.request if name not in df.columns]
     if missing:
-        raise ValueError(f"raw flights lack the fields {', '.join(missing)}")
-    derived = derive_spark(df, plane_table(spec, df))
+        raise ValueError(f"raw records lack the fields {', '.join(missing)}")
+    derived = derive_spark(df, plane_table(spec, df)) if spec.derivation == FLIGHTS else df
     indices = [_index(c.vocab, F.col(c.name)) for c in spec.categorical]
-    tail = F.col("tailnum")
-    indices.append(F.when(tail.isNull() | (tail == ""), F.lit(0))
-                   .otherwise(F.pmod(F.crc32(tail), F.lit(spec.tail_buckets)) + 1))
+    for hashed in spec.hashed:
+        value = F.col(hashed.column)
+        indices.append(F.when(value.isNull() | (value == ""), F.lit(0))
+                       .otherwise(F.pmod(F.crc32(value), F.lit(hashed.buckets)) + 1))
     numeric = [F.coalesce((F.col(n.name).cast("double") - F.lit(n.mean)) / F.lit(n.std),
                           F.lit(0.0)) for n in spec.numeric]
     numeric += [F.col(m.column).isNull().cast("double") for m in spec.missing]

@@ -1,9 +1,12 @@
-"""The feature spec: everything needed to turn raw flights into model inputs, in one JSON file.
+"""The feature spec: everything needed to turn raw records into model inputs, in one JSON file.
 
-A spec is fitted on the training split of one version of the feature table and is
-saved with every model, so training, batch scoring and serving encode a flight the
-same way. It produces three inputs (see :mod:`models.features.encode_pandas` and
-:mod:`models.features.spark`, which must agree exactly):
+A spec is fitted on the training split of one version of a dataset's feature table, from
+the encodings the dataset declares (``features`` in ``conf/datasets/<dataset>/``), and is
+saved with every model, so training, batch scoring and serving encode a record the same
+way. ``request`` is what a caller sends; a ``derivation`` (flights: calendar parts, holiday
+distance, plane facts) adds fields computed from it. It produces three inputs (see
+:mod:`models.features.encode_pandas` and :mod:`models.features.spark`, which must agree
+exactly):
 
 ``features``
     The linear design, for the distributed linear and logistic regressions: for each
@@ -11,11 +14,13 @@ same way. It produces three inputs (see :mod:`models.features.encode_pandas` and
     most frequent); then the numeric block. Unknown levels and the reference level
     encode as all zeros, so with a fitted intercept the design is not rank-deficient
     (no column is a sum of others, no all-zero out-of-vocabulary column). ``route`` is
-    left out of it because its one-hot columns sum to those of origin and dest.
+    left out of it when declared ``linear: false`` (flights' route, whose one-hot columns
+    sum to those of origin and dest).
 ``cat_indices``
     Integer codes for the neural models' embeddings: per categorical, 0 for an unknown
-    or missing value and ``i + 1`` for ``vocab[i]``; last, the tail number hashed with
-    crc32 into ``1..tail_buckets`` (0 when missing). ``cardinalities`` sizes the tables.
+    or missing value and ``i + 1`` for ``vocab[i]``; last, each hashed column (flights'
+    tail number) hashed with crc32 into ``1..buckets`` (0 when missing).
+    ``cardinalities`` sizes the tables.
 ``numeric``
     Numerics standardized with training means and standard deviations, a missing value
     imputed with the training mean (0 after scaling), then one 0/1 missing-indicator per
@@ -34,7 +39,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from models.features.encode_pandas import SpecEncoder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -73,18 +78,38 @@ class MissingIndicator:
 
 
 @dataclass(frozen=True)
+class Hashed:
+    """A text column with too many levels for a vocabulary: crc32 into ``1..buckets``
+    (0 when missing)."""
+
+    column: str
+    buckets: int
+
+    @property
+    def name(self) -> str:
+        """The name of its ``cat_indices`` entry (and of the MLP's input)."""
+        return f"{self.column}_bucket"
+
+
+@dataclass(frozen=True)
 class FeatureSpec:
     """The ordered features, vocabularies, scaling statistics and the table they came from."""
 
+    # What a caller sends: raw column -> pandas dtype (string, float64, datetime64[ns]).
+    request: dict[str, str]
+    # The named derivation that adds fields to the request (models.features.fields), or None.
+    derivation: str | None
     categorical: tuple[Categorical, ...]
     numeric: tuple[Numeric, ...]
     missing: tuple[MissingIndicator, ...]
-    tail_buckets: int
-    # tailnum -> (year built, seats, engine): the plane facts a caller does not send.
+    hashed: tuple[Hashed, ...]
+    # The flights derivation's plane facts a caller does not send:
+    # tailnum -> (year built, seats, engine). Empty for other derivations.
     planes: dict[str, tuple[int | None, int | None, str | None]]
     feature_table: str
     feature_table_version: int
-    delay_threshold_min: float
+    # Each label's definition (SQL over the feature view), kept for provenance.
+    labels: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     metadata: dict[str, str] = field(default_factory=dict)
 
@@ -102,12 +127,12 @@ class FeatureSpec:
     @property
     def categorical_feature_names(self) -> list[str]:
         """Names of the ``cat_indices`` array's entries, in order."""
-        return [c.name for c in self.categorical] + ["tailnum_bucket"]
+        return [c.name for c in self.categorical] + [h.name for h in self.hashed]
 
     @property
     def cardinalities(self) -> list[int]:
         """Embedding table sizes, one per ``cat_indices`` entry (index 0 included)."""
-        return [len(c.vocab) + 1 for c in self.categorical] + [self.tail_buckets + 1]
+        return [len(c.vocab) + 1 for c in self.categorical] + [h.buckets + 1 for h in self.hashed]
 
     @cached_property
     def encoder(self) -> SpecEncoder:
@@ -134,6 +159,7 @@ class FeatureSpec:
                               for c in data.pop("categorical")),
             numeric=tuple(Numeric(**n) for n in data.pop("numeric")),
             missing=tuple(MissingIndicator(**m) for m in data.pop("missing")),
+            hashed=tuple(Hashed(**h) for h in data.pop("hashed")),
             planes={k: tuple(v) for k, v in data.pop("planes").items()},
             **data,
         )

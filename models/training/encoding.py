@@ -17,7 +17,6 @@ from typing import Protocol
 import numpy as np
 
 from models.features.encode_pandas import RawColumns
-from models.features.fields import RAW_FIELDS
 from models.features.spec import FeatureSpec
 from models.keras.sequence import WINDOW_INPUT
 from models.keras.tabular import NUMERIC_INPUT
@@ -55,7 +54,7 @@ def encoder_from(reference: str, spec: str) -> Encoder:
     return factory(spec)
 
 
-class FlightEncoder:
+class TabularSpecEncoder:
     """The feature spec as the MLP's encoder: one integer input per categorical, plus numerics.
 
     Splitting ``cat_indices`` into named inputs lets each categorical have its own
@@ -67,7 +66,7 @@ class FlightEncoder:
 
     @property
     def columns(self) -> list[str]:
-        return list(RAW_FIELDS)
+        return list(self.spec.request)
 
     @property
     def categorical_sizes(self) -> dict[str, int]:
@@ -87,9 +86,9 @@ class FlightEncoder:
         return inputs
 
 
-def flight_encoder(spec: str) -> FlightEncoder:
+def tabular_encoder(spec: str) -> TabularSpecEncoder:
     """Factory for tasks: ``spec`` is a feature spec (JSON) written by the features step."""
-    return FlightEncoder(FeatureSpec.from_json(spec))
+    return TabularSpecEncoder(FeatureSpec.from_json(spec))
 
 
 class WindowEncoder:

@@ -14,50 +14,50 @@ from itertools import combinations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from models.features.fields import WEATHER_FIELDS
-from models.features.spec import Categorical, FeatureSpec, MissingIndicator, Numeric
+from models.features.spec import Categorical, FeatureSpec, Hashed, MissingIndicator, Numeric
+from pipelines.platform.feature_declarations import CategoricalDeclaration, FeaturesConfig
 
 log = logging.getLogger(__name__)
 
-CATEGORICAL = ("carrier", "origin", "dest", "route", "hour", "dow", "month", "engine")
-# route's one-hot columns sum to origin's and dest's: it feeds only the embeddings.
-NOT_LINEAR = frozenset({"route"})
-NUMERIC = ("distance", "days_to_holiday", "plane_age", "seats", *WEATHER_FIELDS)
 
-
-def fit_vocabularies(train: DataFrame, min_count: int) -> tuple[Categorical, ...]:
+def fit_vocabularies(train: DataFrame, categorical: dict[str, CategoricalDeclaration],
+                     min_count: int) -> tuple[Categorical, ...]:
     """Levels seen at least ``min_count`` times, most frequent first (ties by value)."""
+    if not categorical:
+        return ()
     pairs = F.explode(F.array(*[F.struct(F.lit(c).alias("name"),
                                          F.col(c).cast("string").alias("value"))
-                                for c in CATEGORICAL]))
+                                for c in categorical]))
     counts = (train.select(pairs.alias("p")).select("p.*").where("value IS NOT NULL")
               .groupBy("name", "value").count().where(F.col("count") >= min_count).collect())
     features = []
-    for name in CATEGORICAL:
+    for name, declared in categorical.items():
         levels = sorted(((r["count"], r["value"]) for r in counts if r["name"] == name),
                         key=lambda cv: (-cv[0], cv[1]))
         if not levels:
             raise ValueError(f"no level of {name} is seen {min_count} times in training")
         vocab = tuple(value for _, value in levels)
-        features.append(Categorical(name, vocab, reference=vocab[0],
-                                    linear=name not in NOT_LINEAR))
+        features.append(Categorical(name, vocab, reference=vocab[0], linear=declared.linear))
     return tuple(features)
 
 
-def fit_numerics(train: DataFrame) -> tuple[tuple[Numeric, ...], dict[str, int]]:
+def fit_numerics(train: DataFrame, names: list[str]
+                 ) -> tuple[tuple[Numeric, ...], dict[str, int]]:
     """Training means, standard deviations and missing counts of the non-constant numerics.
 
     A numeric that is constant in training (say, no rain in a short slice) would be an
     all-zero column after scaling, so it is left out of the spec rather than kept.
     """
+    if not names:
+        return (), {}
     aggs = []
-    for c in NUMERIC:
+    for c in names:
         x = F.col(c).cast("double")
         aggs += [F.mean(x).alias(f"{c}__mean"), F.stddev_pop(x).alias(f"{c}__std"),
                  F.count_if(x.isNull()).alias(f"{c}__missing")]
     row = train.agg(*aggs).first().asDict()
     numerics = []
-    for c in NUMERIC:
+    for c in names:
         mean, std = row[f"{c}__mean"], row[f"{c}__std"]
         if mean is None or not std or math.isnan(std):
             log.warning("%s is missing or constant in the training split: not a feature", c)
@@ -87,19 +87,21 @@ def fit_missing_indicators(train: DataFrame, missing: dict[str, int]
     return tuple(indicators)
 
 
-def fit_spec(train: DataFrame, planes: DataFrame, *, min_count: int, tail_buckets: int,
-             delay_threshold_min: float, feature_table: str, feature_table_version: int
-             ) -> FeatureSpec:
-    """The spec for the training rows of the feature table (which has the derived columns)."""
-    numerics, missing = fit_numerics(train)
-    plane_rows = planes.collect()
+def fit_spec(train: DataFrame, planes: DataFrame | None, declared: FeaturesConfig, *,
+             feature_table: str, feature_table_version: int) -> FeatureSpec:
+    """The spec of the declared encodings for the training rows of the feature table (which
+    has the derived columns); ``planes`` are the flights derivation's plane facts."""
+    numerics, missing = fit_numerics(train, declared.numeric)
+    plane_rows = planes.collect() if planes is not None else []
     return FeatureSpec(
-        categorical=fit_vocabularies(train, min_count),
+        request=dict(declared.request),
+        derivation=declared.derivation,
+        categorical=fit_vocabularies(train, declared.categorical, declared.min_category_count),
         numeric=numerics,
         missing=fit_missing_indicators(train, missing),
-        tail_buckets=tail_buckets,
+        hashed=tuple(Hashed(column, buckets) for column, buckets in declared.hashed.items()),
         planes={r["tailnum"]: (r["plane_year"], r["seats"], r["engine"]) for r in plane_rows},
         feature_table=feature_table,
         feature_table_version=feature_table_version,
-        delay_threshold_min=delay_threshold_min,
+        labels=dict(declared.labels),
     )

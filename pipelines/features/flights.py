@@ -1,20 +1,30 @@
-"""Bronze flights -> one row per labelled flight with its raw fields, enrichments and split.
+"""The flights dataset's feature view: bronze flights -> one row per scheduled flight.
 
-Nothing known only after departure is kept except the labels: the actual times,
-``dep_delay`` and ``air_time`` are dropped here, so no later join can leak them.
+Named by ``features.view.function`` in ``conf/datasets/flights/features.yaml``. Nothing
+known only after departure leaves here except what the labels are computed from and the
+flags the declaration lists as leakage: the actual times, ``dep_delay`` and ``air_time``
+are not selected, so no later join can leak them.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from models.features.fields import WEATHER_FIELDS
+WEATHER_FIELDS: tuple[str, ...] = (
+    "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
+)
+# The bronze table the flights derivation takes its plane facts from.
+PLANES_SOURCE = "planes"
 
-ID_COLUMNS = ("flight_date", "carrier", "flight", "origin", "dest", "tailnum")
+
+def flight_examples(tables: Mapping[str, DataFrame]) -> DataFrame:
+    """Each scheduled flight with the weather at its origin's scheduled hour and where it goes."""
+    flights = scheduled_flights(tables["flights"])
+    return join_dest_airport(join_weather(flights, tables["weather"]), tables["airports"])
 
 
 def scheduled_flights(flights: DataFrame) -> DataFrame:
@@ -67,24 +77,3 @@ def plane_facts(planes: DataFrame) -> DataFrame:
     """Bronze planes as the lookup the spec carries: tailnum -> year built, seats, engine."""
     return (planes.select("tailnum", F.col("year").alias("plane_year"), "seats", "engine")
             .dropDuplicates(["tailnum"]))
-
-
-def add_labels(flights: DataFrame, threshold_min: float) -> DataFrame:
-    """``is_delayed`` = arrival more than ``threshold_min`` late; NULL where there is no label."""
-    return flights.withColumn("is_delayed",
-                              (F.col("arr_delay") > F.lit(threshold_min)).cast("int"))
-
-
-def labelled(flights: DataFrame) -> DataFrame:
-    """Flights with a label: cancelled and diverted flights have no arrival delay."""
-    return flights.where(F.col("arr_delay").isNotNull())
-
-
-def add_split(df: DataFrame, day: str, train_end: date, validation_end: date) -> DataFrame:
-    """``split``: train up to ``train_end``, validation up to ``validation_end``, then test."""
-    column = F.col(day)
-    return df.withColumn(
-        "split",
-        F.when(column <= F.lit(train_end), "train")
-        .when(column <= F.lit(validation_end), "validation")
-        .otherwise("test"))

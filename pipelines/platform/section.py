@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
+
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class Section(BaseModel):
@@ -18,3 +22,10 @@ class DeclarationError(ValueError):
     def __init__(self, key: tuple[str | int, ...], message: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+def check_import_path(value: str, key: tuple[str | int, ...], example: str) -> None:
+    """``value`` looks like ``package.module:function``, or a DeclarationError at ``key``."""
+    if not IMPORT_PATH.match(value):
+        raise DeclarationError(key, f"{value!r} is not an import path like "
+                                    f"package.module:function, e.g. {example}")

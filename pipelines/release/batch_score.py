@@ -14,8 +14,8 @@ import logging
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.platform.config import Config
 from pipelines.platform.lake import TableRef, merge, pin, read_table
-from pipelines.platform.layout import FEATURE_TABLE, SEQUENCE_TABLE
 from pipelines.platform.registry import CHAMPION, model_uri, version_by_alias
 from pipelines.platform.step import Step, StepContext, StepResult
 from pipelines.release.evaluate import judged_tables, predict_column, registry_inputs
@@ -24,19 +24,22 @@ log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions"
 PREDICTION_KEYS = ("model_name", "model_version", "row_key")
-# The columns that identify a row of each silver table.
-ROW_KEYS = {
-    FEATURE_TABLE: ("flight_date", "carrier", "flight", "origin", "dest", "sched_dep_local"),
-    SEQUENCE_TABLE: ("origin", "target_hour"),
-}
 
 
-def score_table(df: DataFrame, ref: TableRef, table: str, name: str, version: str,
-                run_id: str | None) -> DataFrame:
+def row_keys(config: Config) -> dict[str, list[str]]:
+    """The columns that identify a row of each silver table the dataset declares."""
+    keys = {config.features.table: list(config.features.keys)} if config.features else {}
+    if config.sequences is not None:
+        keys[config.sequences.table] = config.sequences.keys
+    return keys
+
+
+def score_table(df: DataFrame, ref: TableRef, table: str, keys: list[str], name: str,
+                version: str, run_id: str | None) -> DataFrame:
     """``df``'s rows with the champion's prediction and where it came from."""
     return df.select(
         F.lit(name).alias("model_name"), F.lit(int(version)).alias("model_version"),
-        F.concat_ws("|", *[F.col(c).cast("string") for c in ROW_KEYS[table]]).alias("row_key"),
+        F.concat_ws("|", *[F.col(c).cast("string") for c in keys]).alias("row_key"),
         F.lit(table).alias("table"), F.lit(ref.version).alias("table_version"),
         predict_column(df.sparkSession, f"models:/{name}/{version}").alias("prediction"),
         F.current_timestamp().alias("scored_at"), F.lit(run_id).alias("run_id"))
@@ -55,8 +58,8 @@ def run(ctx: StepContext) -> StepResult:
         ref = inputs.get(table) or pin(ctx.spark, f"silver.{table}",
                                        ctx.layout.table("silver", table))
         inputs[table] = ref
-        scored = score_table(read_table(ctx.spark, ref), ref, table, name, champion.version,
-                             ctx.run_id)
+        scored = score_table(read_table(ctx.spark, ref), ref, table,
+                             row_keys(ctx.config)[table], name, champion.version, ctx.run_id)
         merge(scored, output, PREDICTION_KEYS, run_id=ctx.run_id, update=False)
         log.info("%s v%s scored %s v%d (%s)", name, champion.version, table, ref.version,
                  model_uri(champion))

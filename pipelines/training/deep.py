@@ -16,13 +16,12 @@ from pipelines.training import horovod
 
 NAME = "train_deep"
 TRAINER = "mlp"
-ENCODER = "models.training.encoding:flight_encoder"
+ENCODER = "models.training.encoding:tabular_encoder"
 
 
 def run(ctx: StepContext, resume: bool = False, dry_run: bool = False) -> StepResult:
-    settings = ctx.config.train_deep
-
-    def task_for(model: ModelDeclaration) -> tuple[TableRef, TrainTask]:
+    def task_for(name: str, model: ModelDeclaration) -> tuple[TableRef, TrainTask]:
+        settings = ctx.config.hyperparameters(name)
         ref = horovod.training_input(ctx, model.table, NAME, resume)
         spec = ctx.layout.feature_spec(model.table, ref.version)
         if not ctx.layout.storage.exists(spec):

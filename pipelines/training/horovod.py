@@ -56,18 +56,19 @@ def horovod_step(name: str, trainer: Trainer, run: Callable[..., StepResult], he
 
 
 def train_declared(ctx: StepContext, trainer: Trainer,
-                   task_for: Callable[[ModelDeclaration], tuple[TableRef, TrainTask]],
+                   task_for: Callable[[str, ModelDeclaration], tuple[TableRef, TrainTask]],
                    dry_run: bool) -> StepResult:
     """Train the catalogue's model of ``trainer`` (it declares one at most), if any.
 
-    ``task_for`` pins the model's table and builds its task.
+    ``task_for`` pins the model's table and builds its task from the model's name and
+    declaration.
     """
     declared = next(iter(ctx.config.models_trained_by(trainer).items()), None)
     if declared is None:
         return StepResult(headline=f"the model catalogue declares no {trainer} model; "
                                    "nothing to train")
     name, model = declared
-    ref, task = task_for(model)
+    ref, task = task_for(name, model)
     return train(ctx, ref, task, name, dry_run)
 
 

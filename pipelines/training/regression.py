@@ -21,7 +21,6 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from models.features.fields import RAW_FIELDS
 from models.features.spark import encode_spark
 from models.features.spec import FeatureSpec
 from models.plots import calibration_plot, residuals_plot, roc_plot
@@ -95,15 +94,16 @@ def run(ctx: StepContext) -> StepResult:
     # On local disk only: at 10x the vectors (8 doubles a feature) outgrow the memory, and a
     # spilled block read back is first unrolled into memory again, which starved the
     # aggregations of execution memory (an out-of-memory failure at 10x).
-    encoded = encoded_splits(spec, spread_rows(ref, ctx, labels), labels
+    encoded = encoded_splits(spec, spread_rows(ref, ctx, [*spec.request, *labels]), labels
                              ).persist(StorageLevel.DISK_ONLY)
-    example = (read_table(ctx.spark, ref).where("split = 'test'").select(*RAW_FIELDS)
+    example = (read_table(ctx.spark, ref).where("split = 'test'").select(*spec.request)
                .limit(EXAMPLE_ROWS).toPandas())
     models, metrics = {}, {}
     try:
         for task in tasks:
             uri, task_metrics = train_task(task, encoded, spec, example,
-                                           ctx.config.train_regression, ctx.config.seed)
+                                           ctx.config.hyperparameters(task.model_name),
+                                           ctx.config.seed)
             models[task.model_name] = uri
             metrics.update(task_metrics)
     finally:
@@ -115,15 +115,16 @@ def run(ctx: StepContext) -> StepResult:
                       headline=f"{', '.join(scores)} ({len(spec.linear_feature_names)} features)")
 
 
-def spread_rows(ref: TableRef, ctx: StepContext, labels: list[str]) -> DataFrame:
-    """The raw fields, labels and split of every row, spread evenly over the cores.
+def spread_rows(ref: TableRef, ctx: StepContext, columns: list[str]) -> DataFrame:
+    """The columns (request fields and labels) and split of every row, spread evenly over
+    the cores.
 
     The table comes in a few files of uneven size, and a pass is as slow as its largest
     partition. (Caching these rows and encoding on every pass was tried: at 10x each pass
     then cost a quarter more than reading back the cached vectors, even from disk.)
     """
     partitions = ctx.spark.sparkContext.defaultParallelism * PARTITIONS_PER_CORE
-    return (read_table(ctx.spark, ref).select(*RAW_FIELDS, "split", *labels)
+    return (read_table(ctx.spark, ref).select(*columns, "split")
             .repartition(partitions))
 
 

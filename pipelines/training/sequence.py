@@ -22,9 +22,8 @@ ENCODER = "models.training.encoding:window_encoder"
 
 
 def run(ctx: StepContext, resume: bool = False, dry_run: bool = False) -> StepResult:
-    settings = ctx.config.train_sequence
-
-    def task_for(model: ModelDeclaration) -> tuple[TableRef, TrainTask]:
+    def task_for(name: str, model: ModelDeclaration) -> tuple[TableRef, TrainTask]:
+        settings = ctx.config.hyperparameters(name)
         ref = horovod.training_input(ctx, model.table, NAME, resume)
         encoder_spec = join(ctx.layout.training(NAME), "window_encoder.json")
         ctx.layout.storage.write_text(encoder_spec,

@@ -13,16 +13,20 @@ from pyspark.sql import SparkSession
 from models.features import FeatureSpec
 from models.storage import join
 from pipelines.features.step import FEATURES
-from pipelines.ingest.seed import seed_landing
+from pipelines.ingest.seed import seed_landing, seed_plan
 from pipelines.ingest.sources import declared_sources
 from pipelines.ingest.step_ingest import INGEST
 from pipelines.platform.config import Config, load_config
-from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.layout import Layout
 from pipelines.platform.step import StepContext, StepResult
 from tests.conftest import CONF_DIR, make_config
+from tests.support.flights import FEATURE_TABLE
 
-# The default dataset's declared sources (conf/datasets/flights/sources.yaml).
-SOURCES = declared_sources(load_config(env="base", conf_dir=CONF_DIR))
+# The default dataset's declared sources (conf/datasets/flights/sources.yaml), and what
+# seeding lands of them (conf/datasets/flights/seeding.yaml).
+_FLIGHTS_CONFIG = load_config(env="base", conf_dir=CONF_DIR)
+SOURCES = declared_sources(_FLIGHTS_CONFIG)
+SEEDING = seed_plan(_FLIGHTS_CONFIG)
 FLIGHTS = SOURCES["flights"]
 
 GOOD_FLIGHT = ("2013,1,1,517,515,2.0,830,819,11.0,UA,1545,N14228,EWR,IAH,227.0,1400,5,15,"
@@ -96,8 +100,8 @@ def seeded_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
     """Days on both sides of each split boundary, plus hand-made bad rows, ingested and built."""
     config = make_config(tmp_path_factory.mktemp("lake") / "data")
     layout = Layout.of(config)
-    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 9, 29), date(2013, 10, 1))
-    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 11, 30), date(2013, 12, 1))
+    seed_landing(layout.landing(), layout.storage, SEEDING, date(2013, 9, 29), date(2013, 10, 1))
+    seed_landing(layout.landing(), layout.storage, SEEDING, date(2013, 11, 30), date(2013, 12, 1))
     write_bad_flights(layout)
     ingested = INGEST.run(step_context(config, spark, "run-ingest"))
     built = FEATURES.run(step_context(config, spark, "run-features"))

@@ -23,7 +23,7 @@ from pipelines.platform.layout import Layout
 from tests.conftest import CONF_DIR, TEST_SETTINGS, make_config
 from tests.pipelines.conftest import (
     FLIGHTS,
-    SOURCES,
+    SEEDING,
     landing_rows,
     step_context,
     write_bad_flights,
@@ -40,7 +40,7 @@ def test_replayed_batch_is_not_written_twice(spark: SparkSession, tmp_path: Path
     """The commit landed but the checkpoint did not: the replay of that batch adds nothing."""
     config = make_config(tmp_path / "data")
     layout = Layout.of(config)
-    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 5, 1), date(2013, 5, 1))
+    seed_landing(layout.landing(), layout.storage, SEEDING, date(2013, 5, 1), date(2013, 5, 1))
     write_bad_flights(layout)
     lines = (spark.read.text(layout.landing("flights"))
              .selectExpr("value", "_metadata.file_path AS _source_file"))
@@ -62,7 +62,7 @@ def test_replayed_batch_is_not_written_twice(spark: SparkSession, tmp_path: Path
 def test_killed_ingest_then_rerun(spark: SparkSession, tmp_path: Path) -> None:
     config = make_config(tmp_path / "data")
     layout = Layout.of(config)
-    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 6, 1), date(2013, 6, 10))
+    seed_landing(layout.landing(), layout.storage, SEEDING, date(2013, 6, 1), date(2013, 6, 10))
     write_bad_flights(layout)
     lines = landing_rows(layout, "flights")
     command = [str(Path(sys.executable).with_name("mlpipe")), "--config", str(CONF_DIR),

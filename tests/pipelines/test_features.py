@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from models.features import LEAKAGE
 from models.features.holidays import days_to_nearest_holiday
 from models.features.spark import days_to_holiday
-from pipelines.features.flights import add_split, join_weather
+from pipelines.features.flights import join_weather
 from pipelines.features.sequences import sequence_windows
+from pipelines.features.step import FEATURES, split_of
+from pipelines.platform.config import Config
+from pipelines.platform.errors import ConfigError, DataError
 from pipelines.platform.lake import read_table
-from pipelines.platform.layout import FEATURE_TABLE, SEQUENCE_TABLE, Layout
-from tests.pipelines.conftest import SeededLake, saved_spec
+from pipelines.platform.layout import Layout
+from tests.conftest import make_config
+from tests.pipelines.conftest import SeededLake, saved_spec, step_context
+from tests.support.flights import FEATURE_TABLE, RAW_FIELDS, SEQUENCE_TABLE
 
 WEATHER_DDL = ("origin string, year int, month int, day int, hour int, temp double, "
                "dewp double, humid double, wind_dir double, wind_speed double, "
@@ -56,12 +64,12 @@ def test_days_to_holiday_agrees_with_numpy(spark: SparkSession) -> None:
 def test_split_boundaries(spark: SparkSession) -> None:
     days = ["2013-01-01", "2013-09-30", "2013-10-01", "2013-11-30", "2013-12-01", "2013-12-31"]
     frame = spark.createDataFrame([(dt.date.fromisoformat(d),) for d in days], "d date")
-    split = add_split(frame, "d", dt.date(2013, 9, 30), dt.date(2013, 11, 30))
+    split = frame.withColumn("split", split_of("d", dt.date(2013, 9, 30), dt.date(2013, 11, 30)))
     assert [r["split"] for r in split.orderBy("d").collect()] == \
         ["train", "train", "validation", "validation", "test", "test"]
 
 
-def test_sequence_windows_are_consecutive_hours(spark: SparkSession) -> None:
+def test_sequence_windows_are_consecutive_hours(spark: SparkSession, config: Config) -> None:
     start = dt.datetime(2013, 1, 1)
     rows = [("EWR", start + dt.timedelta(hours=h), 2, float(h), 30.0, 5.0, 0.0, 10.0)
             for h in range(6)]
@@ -70,7 +78,8 @@ def test_sequence_windows_are_consecutive_hours(spark: SparkSession) -> None:
                                    "precip double, visib double")
     stats = {c: (0.0, 1.0) for c in ("flights", "mean_dep_delay", "temp", "wind_speed",
                                     "precip", "visib")}
-    windows = sequence_windows(hourly, 3, stats).orderBy("hour_ts").collect()
+    declared = config.sequences.model_copy(update={"window": 3})
+    windows = sequence_windows(hourly, declared, stats).orderBy("hour_ts").collect()
     assert [r["target"] for r in windows] == [3.0, 4.0, 5.0]
     assert [step[1] for step in windows[0]["window"]] == [0.0, 1.0, 2.0]
 
@@ -80,7 +89,7 @@ def test_feature_table_has_labels_splits_and_no_leakage(seeded_lake: SeededLake,
     config, result = seeded_lake.config, seeded_lake.features
     layout = Layout.of(config)
     table = read_table(spark, layout.table("silver", FEATURE_TABLE))
-    assert not set(LEAKAGE) - {"arr_delay", "is_delayed"} & set(table.columns)
+    assert not set(config.features.leakage) & set(table.columns)
     assert table.where("arr_delay IS NULL").count() == 0
     bronze = read_table(spark, layout.table("bronze", "flights"))
     assert result.metrics["rows_unlabelled"] == bronze.where("arr_delay IS NULL").count() > 0
@@ -89,7 +98,8 @@ def test_feature_table_has_labels_splits_and_no_leakage(seeded_lake: SeededLake,
     assert splits["train"][1] <= dt.date(2013, 9, 30) < splits["validation"][0]
     assert splits["validation"][1] <= dt.date(2013, 11, 30) < splits["test"][0]
     delayed = table.where("is_delayed = 1").agg(F.min("arr_delay")).first()[0]
-    assert delayed > config.features.delay_threshold_min
+    assert delayed > 15  # is_delayed's definition in conf/datasets/flights/features.yaml
+    assert table.where("is_delayed = 0").agg(F.max("arr_delay")).first()[0] <= 15
 
 
 def test_spec_is_fitted_on_training_rows_and_saved(seeded_lake: SeededLake,
@@ -108,20 +118,19 @@ def test_sequence_table(seeded_lake: SeededLake, spark: SparkSession) -> None:
     config = seeded_lake.config
     ref = next(r for r in seeded_lake.features.outputs if r.name == f"silver.{SEQUENCE_TABLE}")
     table = read_table(spark, ref)
-    window = config.features.sequence_window_hours
+    window = config.sequences.window
     assert table.where(F.size("window") != window).count() == 0
     assert {r[0] for r in table.select("split").distinct().collect()} == \
         {"train", "validation", "test"}
     layout = Layout.of(config)
     stats = json.loads(layout.storage.read_text(layout.feature_spec(SEQUENCE_TABLE, ref.version)))
-    assert stats["window_hours"] == window and len(stats["mean"]) == len(stats["features"])
+    assert stats["window"] == window and len(stats["mean"]) == len(stats["features"])
 
 
 def test_fitted_spec_encodes_identically_and_full_rank(seeded_lake: SeededLake,
                                                        spark: SparkSession) -> None:
     from pyspark.ml.functions import vector_to_array
 
-    from models.features import RAW_FIELDS
     from models.features.encode_pandas import encode_pandas
     from models.features.spark import encode_spark
 
@@ -143,3 +152,44 @@ def test_fitted_spec_encodes_identically_and_full_rank(seeded_lake: SeededLake,
     design = np.column_stack([np.ones(len(train)), train[:, :onehot]])
     assert np.linalg.matrix_rank(design) == design.shape[1]
     assert (train.std(axis=0) > 0).all()
+
+
+GOLDEN = json.loads((Path(__file__).with_name("flights_slice_golden.json")).read_text())
+
+
+def test_the_declared_flights_view_reproduces_the_hand_written_code(
+        seeded_lake: SeededLake) -> None:
+    """The spec fitted through conf/datasets/flights/features.yaml equals the one the
+    flights code fitted on the same slice before the view was declared."""
+    ref = next(r for r in seeded_lake.features.outputs if r.name == f"silver.{FEATURE_TABLE}")
+    spec = json.loads(saved_spec(seeded_lake.config, ref.version).to_json())
+
+    assert {key: spec[key] for key in GOLDEN["spec"]} == GOLDEN["spec"]
+    assert {h["column"]: h["buckets"] for h in spec["hashed"]} == GOLDEN["hashed"]
+    planes = json.dumps(spec["planes"], sort_keys=True).encode()
+    assert hashlib.sha256(planes).hexdigest() == GOLDEN["planes_sha256"]
+
+
+@pytest.mark.parametrize(("overrides", "error", "message"), [
+    (["features.time_column=departure_day"], ConfigError,
+     "features.view: the view gives no column departure_day, which features.time_column "
+     "needs; it gives dest, flight_date, carrier,"),
+    (["features.request.gate=string"], ConfigError,
+     "features.view: the view gives no column gate, which features.request needs"),
+    (["features.labels.is_delayed=CAST(arrival_delay > 15 AS INT)"], ConfigError,
+     "features.labels: [UNRESOLVED_COLUMN"),
+    (["features.train_end=2013-12-05", "features.validation_end=2013-12-06"], DataError,
+     "features: the validation and test splits are empty (train "),
+])
+def test_a_view_that_does_not_fit_its_declaration_stops_before_writing(
+        seeded_lake: SeededLake, spark: SparkSession, overrides: list[str], error: type,
+        message: str) -> None:
+    config = make_config(Path(seeded_lake.config.data_root), *overrides)
+    table = Layout.of(config).table("silver", FEATURE_TABLE)
+    before = DeltaTable.forPath(spark, table).history(1).first()["version"]
+
+    with pytest.raises(error) as info:
+        FEATURES.run(step_context(config, spark, "run-bad-features"))
+
+    assert message in str(info.value)
+    assert DeltaTable.forPath(spark, table).history(1).first()["version"] == before

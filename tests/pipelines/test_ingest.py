@@ -12,16 +12,17 @@ from pyspark.sql import SparkSession
 from pipelines.ingest.seed import seed_landing
 from pipelines.ingest.step_ingest import INGEST
 from pipelines.platform.lake import commit_run_id, latest_version, read_table
-from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.layout import Layout
 from tests.conftest import make_config
 from tests.pipelines.conftest import (
     BAD_FLIGHTS,
     FLIGHTS,
-    SOURCES,
+    SEEDING,
     SeededLake,
     landing_rows,
     step_context,
 )
+from tests.support.flights import FEATURE_TABLE
 
 
 def test_every_row_is_accounted_for(seeded_lake: SeededLake, spark: SparkSession) -> None:
@@ -72,7 +73,7 @@ def test_delta_rs_reads_what_spark_wrote(seeded_lake: SeededLake, spark: SparkSe
 def test_ingest_is_incremental_and_idempotent(spark: SparkSession, tmp_path: Path) -> None:
     config = make_config(tmp_path / "data")
     layout = Layout.of(config)
-    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 3, 1), date(2013, 3, 1))
+    seed_landing(layout.landing(), layout.storage, SEEDING, date(2013, 3, 1), date(2013, 3, 1))
     ctx = step_context(config, spark, "run-1")
     first = INGEST.run(ctx, sources=("flights",))
     path = layout.table("bronze", "flights")
@@ -84,7 +85,7 @@ def test_ingest_is_incremental_and_idempotent(spark: SparkSession, tmp_path: Pat
     assert latest_version(spark, path) == version and read_table(spark, path).count() == rows
 
     # two new days arrive
-    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 3, 1), date(2013, 3, 3))
+    seed_landing(layout.landing(), layout.storage, SEEDING, date(2013, 3, 1), date(2013, 3, 3))
     later = INGEST.run(step_context(config, spark, "run-2"), sources=("flights",))
     assert later.metrics["flights.files"] == 2
     bronze = read_table(spark, path)

@@ -8,7 +8,8 @@ import pytest
 
 from pipelines.platform.config import load_config
 from pipelines.platform.errors import ConfigError
-from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.layout import Layout
+from tests.support.flights import FEATURE_TABLE
 
 
 def layout_for(project_conf: Path, data_root: str) -> Layout:

@@ -17,10 +17,10 @@ from pipelines.training.regression import TRAIN_REGRESSION, declared_tasks
 from pipelines.training.sequence import TRAIN_SEQUENCE
 
 REGRESSIONS = {
-    "meter-usage": {"trainer": "linear", "table": "readings_features", "label": "kwh",
-                    "metric": "rmse"},
-    "meter-outage": {"trainer": "logistic", "table": "readings_features", "label": "outage",
-                     "metric": "auc"},
+    "delay-minutes": {"trainer": "linear", "table": "flight_features", "label": "arr_delay",
+                      "metric": "rmse"},
+    "delay-odds": {"trainer": "logistic", "table": "flight_features", "label": "is_delayed",
+                   "metric": "auc"},
 }
 
 
@@ -38,11 +38,11 @@ def test_the_steps_train_and_judge_what_the_catalogue_declares(project_conf: Pat
     tasks = declared_tasks(config)
 
     assert [(t.model_name, t.short, t.label, t.link) for t in tasks] == [
-        ("meter-usage", "linear", "kwh", "identity"),
-        ("meter-outage", "logistic", "outage", "logit")]
-    assert TRAIN_REGRESSION.inputs(config) == ["/tmp/x/lake/silver/readings_features"]
-    assert EVALUATE.inputs(config)[0] == "/tmp/x/lake/silver/readings_features"
-    assert "models:/meter-outage@candidate" in EVALUATE.inputs(config)
+        ("delay-minutes", "linear", "arr_delay", "identity"),
+        ("delay-odds", "logistic", "is_delayed", "logit")]
+    assert TRAIN_REGRESSION.inputs(config) == ["/tmp/x/lake/silver/flight_features"]
+    assert EVALUATE.inputs(config)[0] == "/tmp/x/lake/silver/flight_features"
+    assert "models:/delay-odds@candidate" in EVALUATE.inputs(config)
     # No mlp or sequence model: their steps have no input and train nothing.
     assert TRAIN_DEEP.inputs(config) == [] and TRAIN_SEQUENCE.inputs(config) == []
     result = TRAIN_DEEP.run(StepContext(config, run_id="r"))
@@ -50,19 +50,23 @@ def test_the_steps_train_and_judge_what_the_catalogue_declares(project_conf: Pat
 
 
 @pytest.mark.parametrize(("models", "key", "says"), [
-    ({**REGRESSIONS, "meter-usage": {**REGRESSIONS["meter-usage"], "metric": "auc"}},
-     "models.meter-usage.metric", "'auc' cannot judge what the linear trainer predicts; use "
+    ({**REGRESSIONS, "delay-minutes": {**REGRESSIONS["delay-minutes"], "metric": "auc"}},
+     "models.delay-minutes.metric", "'auc' cannot judge what the linear trainer predicts; use "
                                   "one of rmse, mae, r2"),
-    ({**REGRESSIONS, "meter-usage-2": REGRESSIONS["meter-usage"]},
-     "models.meter-usage-2.trainer", "a second linear model after 'meter-usage'"),
-    ({**REGRESSIONS, "meter-outage": {**REGRESSIONS["meter-outage"], "table": "other"}},
-     "models.meter-outage.table", "must share a table, got readings_features and other"),
-    ({"meter-usage": {**REGRESSIONS["meter-usage"], "trainer": "forest"}},
-     "models.meter-usage.trainer", "Input should be 'linear', 'logistic', 'mlp' or 'sequence'"),
-    ({"meter-usage": {"trainer": "linear", "table": "t", "metric": "rmse"}},
-     "models.meter-usage.label", "required key is missing"),
-    ({"meter-usage": {**REGRESSIONS["meter-usage"], "hyperparameters": {}}},
-     "models.meter-usage.hyperparameters", "unknown key"),
+    ({**REGRESSIONS, "delay-minutes-2": REGRESSIONS["delay-minutes"]},
+     "models.delay-minutes-2.trainer", "a second linear model after 'delay-minutes'"),
+    ({**REGRESSIONS, "delay-odds": {**REGRESSIONS["delay-odds"], "table": "other"}},
+     "models.delay-odds.table", "must share a table, got flight_features and other"),
+    ({"delay-minutes": {**REGRESSIONS["delay-minutes"], "trainer": "forest"}},
+     "models.delay-minutes.trainer", "Input should be 'linear', 'logistic', 'mlp' or 'sequence'"),
+    ({"delay-minutes": {"trainer": "linear", "table": "t", "metric": "rmse"}},
+     "models.delay-minutes.label", "required key is missing"),
+    ({"delay-minutes": {**REGRESSIONS["delay-minutes"], "hyperparameters": {}}},
+     "models.delay-minutes.hyperparameters", "unknown key"),
+    ({"delay-minutes": {**REGRESSIONS["delay-minutes"], "params": {"epochs": 3}}},
+     "models.delay-minutes.params.epochs", "not a key of train_regression"),
+    ({"delay-minutes": {**REGRESSIONS["delay-minutes"], "params": {"max_iter": 0}}},
+     "models.delay-minutes.params.max_iter", "Input should be greater than 0"),
 ])
 def test_a_bad_catalogue_names_its_file_and_key(project_conf: Path, models: dict, key: str,
                                                 says: str) -> None:
@@ -72,3 +76,18 @@ def test_a_bad_catalogue_names_its_file_and_key(project_conf: Path, models: dict
         load_config(env="base", conf_dir=project_conf)
 
     assert f"{path}: {key}: " in str(info.value) and says in str(info.value), str(info.value)
+
+
+def test_a_model_s_params_replace_its_trainer_s_section_for_it_alone(project_conf: Path) -> None:
+    with_catalogue(project_conf, {
+        **REGRESSIONS,
+        "delay-odds": {**REGRESSIONS["delay-odds"], "params": {"reg_params": [0.5]}},
+        "delay-mlp": {"trainer": "mlp", "table": "flight_features", "label": "is_delayed",
+                      "metric": "auc", "params": {"epochs": 2, "hidden_units": [32]}}})
+    config = load_config(env="base", conf_dir=project_conf)
+
+    assert config.hyperparameters("delay-odds").reg_params == [0.5]
+    assert config.hyperparameters("delay-minutes") == config.train_regression
+    mlp = config.hyperparameters("delay-mlp")
+    assert (mlp.epochs, mlp.hidden_units) == (2, [32])
+    assert mlp.learning_rate == config.train_deep.learning_rate

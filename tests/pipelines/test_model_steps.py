@@ -7,6 +7,7 @@ not duplicate rows when rerun.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +19,13 @@ import yaml
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
-from models.features.fields import RAW_FIELDS
 from models.features.spark import encode_spark
 from models.metrics import classification_metrics, regression_metrics
 from models.regression import LinearRegressionModel, LogisticRegressionModel
 from pipelines.orchestration.step_runner import record_result
 from pipelines.platform.config import Config
 from pipelines.platform.lake import read_table
-from pipelines.platform.layout import FEATURE_TABLE, Layout
+from pipelines.platform.layout import Layout
 from pipelines.platform.step import StepContext, StepResult
 from pipelines.platform.tracking import start_run
 from pipelines.release.batch_score import BATCH_SCORE, PREDICTIONS
@@ -35,6 +35,7 @@ from pipelines.training import regression
 from pipelines.training.regression import TRAIN_REGRESSION
 from tests.conftest import CONF_DIR, make_config
 from tests.pipelines.conftest import SeededLake, saved_spec
+from tests.support.flights import FEATURE_TABLE, RAW_FIELDS
 
 LINEAR, LOGISTIC = "flight-delay-linear", "flight-delay-logistic"
 
@@ -68,6 +69,14 @@ def lake_config(seeded_lake: SeededLake, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def trained(lake_config: Config, spark: SparkSession) -> StepResult:
     return run_tracked(lake_config, spark, TRAIN_REGRESSION.run, "train_regression")
+
+
+def test_regressions_reproduce_the_hand_written_flights_code(trained: StepResult) -> None:
+    """On the slice, the declared feature view gives the test metrics the flights code gave
+    before it was declared (tests/pipelines/flights_slice_golden.json), to 1e-9."""
+    golden = json.loads(Path(__file__).with_name("flights_slice_golden.json").read_text())
+    for key, value in golden["regression_metrics"].items():
+        assert trained.metrics[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
 
 
 def test_train_regression_logs_metrics_and_models(trained: StepResult) -> None:

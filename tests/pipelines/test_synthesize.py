@@ -17,14 +17,14 @@ from pipelines.platform.config import Config
 from pipelines.platform.lake import read_table
 from pipelines.platform.layout import Layout
 from tests.conftest import make_config
-from tests.pipelines.conftest import FLIGHTS, SOURCES, step_context
+from tests.pipelines.conftest import FLIGHTS, SEEDING, step_context
 
 ORDER = ("copy", "carrier", "flight", "origin", "dest", "year", "month", "day", "sched_arr_time")
 
 
 def test_replay_is_deterministic_and_plausible(spark: SparkSession, config: Config) -> None:
     layout = Layout.of(config)
-    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 2, 1), date(2013, 2, 1))
+    seed_landing(layout.landing(), layout.storage, SEEDING, date(2013, 2, 1), date(2013, 2, 1))
     flights = spark.read.csv(layout.landing("flights"), schema=FLIGHTS.schema, header=True)
     options = {"seed": 7, "max_shift_min": 30, "delay_noise_min": 5.0}
     one = replay_flights(flights.repartition(1), [1, 2], **options).orderBy(*ORDER)
@@ -43,7 +43,7 @@ def test_replay_is_deterministic_and_plausible(spark: SparkSession, config: Conf
 def test_synthesize_then_ingest(spark: SparkSession, tmp_path: Path) -> None:
     config = make_config(tmp_path / "data", "synthesize.files_per_copy=2")
     layout = Layout.of(config)
-    seed_landing(layout.landing(), layout.storage, SOURCES, date(2013, 4, 1), date(2013, 4, 1))
+    seed_landing(layout.landing(), layout.storage, SEEDING, date(2013, 4, 1), date(2013, 4, 1))
     ctx = step_context(config, spark, "run-1")
     first = INGEST.run(ctx, sources=("flights",))
     result = SYNTHESIZE.run(ctx, scale=3)

@@ -17,14 +17,16 @@ import pytest
 from deltalake import write_deltalake
 from pyspark.sql import SparkSession
 
-from models.features.fields import RAW_FIELDS, WEATHER_FIELDS
-from models.features.spec import Categorical, FeatureSpec, Numeric
+from models.features.fields import FLIGHTS
+from models.features.spec import Categorical, FeatureSpec, Hashed, Numeric
+from pipelines.features.flights import WEATHER_FIELDS
 from pipelines.orchestration.step_runner import run_step
 from pipelines.platform.config import Config
 from pipelines.platform.layout import Layout
 from pipelines.platform.step import StepContext
 from pipelines.training.deep import TRAIN_DEEP
 from tests.conftest import make_config
+from tests.support.flights import RAW_FIELDS
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +61,8 @@ def small_spec(table: str) -> FeatureSpec:
                      Categorical("origin", tuple(ORIGINS), "EWR"),
                      Categorical("hour", tuple(str(h) for h in range(24)), "12")),
         numeric=(Numeric("distance", 1100.0, 500.0), Numeric("temp", 50.0, 10.0)),
-        missing=(), tail_buckets=8, planes={}, feature_table=table, feature_table_version=0,
-        delay_threshold_min=15.0)
+        missing=(), hashed=(Hashed("tailnum", 8),), planes={}, feature_table=table,
+        feature_table_version=0, request=RAW_FIELDS, derivation=FLIGHTS)
 
 
 @pytest.fixture(scope="module")

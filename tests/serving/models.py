@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
-from models.features.fields import RAW_FIELDS, WEATHER_FIELDS
-from models.features.spec import Categorical, FeatureSpec, MissingIndicator, Numeric
+from models.features.fields import FLIGHTS
+from models.features.spec import Categorical, FeatureSpec, Hashed, MissingIndicator, Numeric
 from models.regression.pyfunc import log_regression_model
+from pipelines.features.flights import WEATHER_FIELDS
+from tests.support.flights import RAW_FIELDS
 
 # Raw flight records: what a user knows before departure.
 CARRIERS = ("AA", "B6", "DL", "UA", "WN")
@@ -139,9 +141,9 @@ def raw_flight_spec() -> FeatureSpec:
         ),
         missing=(MissingIndicator("wind_gust_missing", "wind_gust"),
                  MissingIndicator("plane_missing", "plane_age")),
-        tail_buckets=16,
+        hashed=(Hashed("tailnum", 16),),
         planes={"N101AA": (2001, 180, "Turbo-fan"), "N202DL": (2012, 120, "Turbo-jet")},
-        feature_table="t", feature_table_version=0, delay_threshold_min=15.0,
+        feature_table="t", feature_table_version=0, request=RAW_FIELDS, derivation=FLIGHTS,
     )
 
 

@@ -20,9 +20,9 @@ from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from models.features.fields import RAW_FIELDS
 from tests.serving import models
 from tests.serving.conftest import ServerProcess, start_server, wait_until_ready
+from tests.support.flights import RAW_FIELDS
 
 TOLERANCE = dict(rtol=1e-6, atol=1e-6)
 NAME = "flight-delay-raw"

@@ -12,10 +12,12 @@ import pytest
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import SparkSession
 
-from models.features import RAW_FIELDS, FeatureSpec, load_spec
+from models.features import FeatureSpec, load_spec
 from models.features.encode_pandas import encode_pandas
+from models.features.fields import FLIGHTS
 from models.features.spark import encode_spark
-from models.features.spec import Categorical, MissingIndicator, Numeric
+from models.features.spec import Categorical, Hashed, MissingIndicator, Numeric
+from tests.support.flights import RAW_FIELDS
 
 WEATHER = {"temp": 50.0, "dewp": 30.0, "humid": 60.0, "wind_dir": 200.0, "wind_speed": 10.0,
            "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0}
@@ -39,10 +41,10 @@ def small_spec() -> FeatureSpec:
             ("wind_gust", 20.1, 4.2), ("visib", 9.2, 2.1))),
         missing=(MissingIndicator("plane_age_missing", "plane_age"),
                  MissingIndicator("wind_gust_missing", "wind_gust")),
-        tail_buckets=16,
+        hashed=(Hashed("tailnum", 16),),
         planes={"N14228": (1999, 149, "Turbo-fan"), "N24211": (None, 178, "Turbo-jet")},
         feature_table="/lake/silver/flight_features", feature_table_version=3,
-        delay_threshold_min=15.0,
+        request=RAW_FIELDS, derivation=FLIGHTS, labels={"is_delayed": "arr_delay > 15"},
     )
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from models.keras.tabular import build_tabular_model
-from models.training.encoding import FlightEncoder
+from models.training.encoding import TabularSpecEncoder
 from models.training.tracking import RunLog
 from serving.runtime import load_runtime
 from tests.models.features.test_spec import raw_flights, small_spec
 
-ENCODER = "models.training.encoding:flight_encoder"
+ENCODER = "models.training.encoding:tabular_encoder"
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 
 
@@ -32,7 +32,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, np.n
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.create_experiment("pyfunc", artifact_location=(root / "a").as_uri())
     spec = small_spec()
-    encoder = FlightEncoder(spec)
+    encoder = TabularSpecEncoder(spec)
     keras.utils.set_random_seed(0)
     network = build_tabular_model(encoder.categorical_sizes, encoder.numeric_width,
                                   hidden_units=(16,), dropout=0.5, max_embedding_dim=4)
