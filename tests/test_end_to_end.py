@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from bench.processes import free_port
 from tests.conftest import CONF_DIR, REPO_ROOT
+from tests.support.flights import RAW_FIELDS
 from tests.support.processes import BIN_DIR, background
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -103,9 +104,7 @@ def test_champion_answers_over_http(pipeline: Pipeline, tmp_path: Path) -> None:
     port = free_port()
     record = (pipeline.table("silver", "flight_features").to_pandas()
               .query("split == 'test'").iloc[:1])
-    raw = record[["carrier", "origin", "dest", "sched_dep_local", "distance", "tailnum", "temp",
-                  "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
-                  "pressure", "visib"]]
+    raw = record[list(RAW_FIELDS)]
     command = [str(BIN_DIR / "mlpipe"), "--config", str(CONF_DIR),
                "--set", f"data_root={pipeline.root}", "--set", f"serving.port={port}",
                "serve", "models:/flight-delay-mlp@champion"]

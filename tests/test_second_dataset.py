@@ -30,7 +30,8 @@ SLICE = ("dataset=seattle_weather", "seeding.start=2012-01-01", "seeding.end=201
          "features.train_end=2012-03-15", "features.validation_end=2012-04-05",
          "train_regression.reg_params=[0.0, 0.01]",
          "models.seattle-rain-mlp.params.epochs=2",
-         "models.seattle-high-forecast.params.epochs=2", "spark.master=local[2]",
+         "models.seattle-high-forecast.params.epochs=2",
+         "models.seattle-high-forecast.params.batch_size=16", "spark.master=local[2]",
          "spark.conf.spark.sql.shuffle.partitions=2")
 # A landing file beside the seeded days: one good day, two bad ones.
 EXTRA_DAYS = ("date,precipitation,temp_max,temp_min,wind,weather\n"

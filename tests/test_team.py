@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from pipelines.services import TeamServices
 from pipelines.services.processes import free_port
 from pipelines.services.spark_cluster import SparkCluster
+from tests.support.flights import RAW_FIELDS
 from tests.support.processes import background
 from tests.support.team import TeamRoot, store_credentials  # noqa: F401
 
@@ -102,9 +103,7 @@ def test_a_rerun_with_nothing_new_skips_every_step(team_run: TeamRoot) -> None:
 def test_the_champion_is_served_from_the_team_server(team_run: TeamRoot, tmp_path: Path) -> None:
     port = free_port()
     test_rows = team_run.table("silver", "flight_features").query("split == 'test'")
-    raw = test_rows[["carrier", "origin", "dest", "sched_dep_local", "distance", "tailnum",
-                     "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
-                     "pressure", "visib"]].iloc[:2]
+    raw = test_rows[list(RAW_FIELDS)].iloc[:2]
     command = team_run.command("serve", "models:/flight-delay-mlp@champion",
                                extra=(f"serving.port={port}",))
     with background(command, tmp_path / "serve.log",

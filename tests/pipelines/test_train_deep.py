@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 
 from models.features.fields import FLIGHTS
 from models.features.spec import Categorical, FeatureSpec, Hashed, Numeric
-from pipelines.features.flights import WEATHER_FIELDS
+from pipelines.features.flights import PRE_DEPARTURE_FIELDS, WEATHER_FIELDS
 from pipelines.orchestration.step_runner import run_step
 from pipelines.platform.config import Config
 from pipelines.platform.layout import Layout
@@ -46,7 +46,8 @@ def raw_flights(rows: int, seed: int) -> pd.DataFrame:
         "sched_dep_local": pd.Timestamp("2013-03-01") + pd.to_timedelta(
             rng.integers(0, 60 * 24 * 30, rows), unit="min"),
         "distance": rng.uniform(200, 2000, rows), "tailnum": rng.choice(["N1", "N2", None], rows),
-        **{name: rng.normal(50, 10, rows) for name in WEATHER_FIELDS}})
+        **{name: rng.normal(50, 10, rows) for name in WEATHER_FIELDS},
+        **dict.fromkeys(PRE_DEPARTURE_FIELDS, 0.0)})
     late = (frame["carrier"] == "B6").to_numpy() & (frame["sched_dep_local"].dt.hour >= 17)
     frame["arr_delay"] = np.where(late, 40.0, 0.0) + rng.normal(0, 10, rows)
     frame["is_delayed"] = (frame["arr_delay"] > 15).astype("int32")

@@ -17,7 +17,7 @@ from mlflow.models import infer_signature
 from models.features.fields import FLIGHTS
 from models.features.spec import Categorical, FeatureSpec, Hashed, MissingIndicator, Numeric
 from models.regression.pyfunc import log_regression_model
-from pipelines.features.flights import WEATHER_FIELDS
+from pipelines.features.flights import PRE_DEPARTURE_FIELDS, WEATHER_FIELDS
 from tests.support.flights import RAW_FIELDS
 
 # Raw flight records: what a user knows before departure.
@@ -160,6 +160,7 @@ def raw_flight_records(rows: int, seed: int = 0,
         "sched_dep_local": pd.Timestamp("2013-01-01 05:00") + pd.to_timedelta(minutes, "min"),
         "distance": rng.uniform(80, 4000, rows),
         **{name: rng.uniform(0, 100, rows) for name in WEATHER_FIELDS},
+        **{name: rng.uniform(-10, 40, rows) for name in PRE_DEPARTURE_FIELDS},
     })
     records.loc[rng.random(rows) < 0.4, "wind_gust"] = np.nan
     records.loc[rng.random(rows) < 0.2, "precip"] = np.nan

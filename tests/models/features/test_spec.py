@@ -21,6 +21,9 @@ from tests.support.flights import RAW_FIELDS
 
 WEATHER = {"temp": 50.0, "dewp": 30.0, "humid": 60.0, "wind_dir": 200.0, "wind_speed": 10.0,
            "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0}
+# Known before departure; a route with no flight in the weeks before has no record.
+PRE_DEPARTURE = {"origin_hour_departures": 12.0, "carrier_arr_delay_7d": 5.5,
+                 "route_arr_delay_28d": None, "origin_dep_delay_1d": 9.0}
 
 
 def small_spec() -> FeatureSpec:
@@ -60,7 +63,8 @@ def raw_flights() -> pd.DataFrame:
     ]
     return pd.DataFrame([
         {"carrier": c, "origin": o, "dest": d, "sched_dep_local": t, "distance": km,
-         "tailnum": tail, **weather} for c, o, d, t, km, tail, weather in rows
+         "tailnum": tail, **weather, **PRE_DEPARTURE}
+        for c, o, d, t, km, tail, weather in rows
     ]).astype({name: dtype for name, dtype in RAW_FIELDS.items() if dtype == "float64"})
 
 
