@@ -23,3 +23,5 @@ DERIVATION_INPUTS: dict[str, dict[str, str]] = {
               "dest": "string"},
 }
 DERIVED_FIELDS: dict[str, tuple[str, ...]] = {FLIGHTS: (*DERIVED_CATEGORICAL, *DERIVED_NUMERIC)}
+# The source each derivation fits its lookup from (flights: the plane facts by tail number).
+DERIVATION_SOURCES: dict[str, str] = {FLIGHTS: "planes"}

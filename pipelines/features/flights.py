@@ -19,8 +19,6 @@ from pyspark.sql.window import Window
 WEATHER_FIELDS: tuple[str, ...] = (
     "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
 )
-# The bronze table the flights derivation takes its plane facts from.
-PLANES_SOURCE = "planes"
 # What is known of each flight before its day's first departure: the timetable's load at
 # its origin, and the record of its carrier, route and origin on earlier days (with the
 # number of days each looks back over).

@@ -21,10 +21,10 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
-from models.features.fields import FLIGHTS
+from models.features.fields import DERIVATION_SOURCES, FLIGHTS
 from models.features.spark import derive_spark
 from pipelines.features.fit import fit_spec
-from pipelines.features.flights import PLANES_SOURCE, plane_facts
+from pipelines.features.flights import plane_facts
 from pipelines.features.sequences import sequence_windows, step_statistics
 from pipelines.features.view import build_view, require_columns
 from pipelines.platform.config import Config
@@ -111,7 +111,7 @@ def build_feature_table(ctx: StepContext, tables: dict[str, DataFrame]
     table = labelled.where(known)
     planes = None
     if declared.derivation == FLIGHTS:
-        planes = plane_facts(tables[PLANES_SOURCE]).cache()
+        planes = plane_facts(tables[DERIVATION_SOURCES[FLIGHTS]]).cache()
         table = derive_spark(table, planes)
     table = table.withColumn("split", split).drop(*declared.leakage)
     path = ctx.layout.table("silver", declared.table)

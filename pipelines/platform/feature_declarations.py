@@ -18,7 +18,12 @@ import sqlglot
 from pydantic import Field, model_validator
 from sqlglot import exp
 
-from models.features.fields import DERIVATION_INPUTS, DERIVED_CATEGORICAL, DERIVED_FIELDS
+from models.features.fields import (
+    DERIVATION_INPUTS,
+    DERIVATION_SOURCES,
+    DERIVED_CATEGORICAL,
+    DERIVED_FIELDS,
+)
 from pipelines.platform.section import DeclarationError, Section, check_import_path
 
 RequestType = Literal["string", "float64", "datetime64[ns]"]
@@ -131,6 +136,10 @@ class FeaturesConfig(Section):
         return self
 
     def _check_derivation(self) -> None:
+        source = DERIVATION_SOURCES.get(self.derivation or "")
+        if source is not None and source not in self.view.inputs:
+            raise DeclarationError(("view", "inputs"), f"the {self.derivation} derivation "
+                                   f"fits its lookup from {source}; add it to the inputs")
         for name, dtype in DERIVATION_INPUTS.get(self.derivation or "", {}).items():
             if self.request.get(name) != dtype:
                 raise DeclarationError(("request", name), f"the {self.derivation} derivation "

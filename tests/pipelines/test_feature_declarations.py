@@ -43,6 +43,9 @@ def config_error(conf: Path, *overrides: str) -> str:
     (["sequences.target=visibility"],
      "sequences.target: 'visibility' is not one of the steps"),
     (["features.hashed.tailnum=0"], "features.hashed.tailnum: 0 buckets"),
+    (["features.view.inputs=[flights, weather, airports]"],
+     "features.view.inputs: the flights derivation fits its lookup from planes; add it to "
+     "the inputs"),
 ])
 def test_a_bad_feature_declaration_names_the_key(project_conf: Path, overrides: list[str],
                                                  expected: str) -> None:
@@ -54,7 +57,8 @@ def test_a_view_reading_an_undeclared_table_is_named(project_conf: Path) -> None
                            "features.view.sql=SELECT * FROM flights JOIN gates USING (flight)")
     assert "features.view.sql: reads gates, which is not among its inputs" in message
 
-    message = config_error(project_conf, "features.view.inputs=[flights, gates]")
+    message = config_error(project_conf,
+                           "features.view.inputs=[flights, weather, planes, airports, gates]")
     assert "features.view.inputs: gates is not a declared source" in message
 
 
