@@ -36,10 +36,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models.features.fields import FLIGHTS
+
 if TYPE_CHECKING:
     from models.features.encode_pandas import SpecEncoder
 
 FORMAT_VERSION = 2
+
+# Format 1 was the flights spec before datasets were declared: its request and hashed
+# column were fixed in code. Models logged then (a registry's champions) still load.
+_FORMAT_1_REQUEST: dict[str, str] = {
+    "carrier": "string", "origin": "string", "dest": "string",
+    "sched_dep_local": "datetime64[ns]", "distance": "float64", "tailnum": "string",
+    **{name: "float64" for name in ("temp", "dewp", "humid", "wind_dir", "wind_speed",
+                                    "wind_gust", "precip", "pressure", "visib")},
+}
 
 
 @dataclass(frozen=True)
@@ -151,6 +162,8 @@ class FeatureSpec:
     @classmethod
     def from_json(cls, text: str) -> FeatureSpec:
         data = json.loads(text)
+        if data.get("format_version") == 1:
+            data = _upgrade_format_1(data)
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"feature spec format {data.get('format_version')} is not "
                              f"{FORMAT_VERSION}; rebuild the features")
@@ -169,6 +182,17 @@ class FeatureSpec:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.to_json())
         return path
+
+
+def _upgrade_format_1(data: dict) -> dict:
+    """A format-1 (flights) spec as the format-2 spec that encodes exactly as it did."""
+    upgraded = {key: value for key, value in data.items()
+                if key not in ("tail_buckets", "delay_threshold_min")}
+    return {**upgraded, "format_version": FORMAT_VERSION, "request": dict(_FORMAT_1_REQUEST),
+            "derivation": FLIGHTS,
+            "hashed": [{"column": "tailnum", "buckets": data["tail_buckets"]}],
+            "labels": {"is_delayed":
+                       f"CAST(arr_delay > {data['delay_threshold_min']:g} AS INT)"}}
 
 
 def load_spec(path: str | Path) -> FeatureSpec:

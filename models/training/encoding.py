@@ -47,8 +47,15 @@ class TabularEncoder(Encoder, Protocol):
     def numeric_width(self) -> int: ...
 
 
+# Factories renamed since models were logged with their old names: a registry's
+# champions keep loading.
+RENAMED_FACTORIES = {"models.training.encoding:flight_encoder":
+                     "models.training.encoding:tabular_encoder"}
+
+
 def encoder_from(reference: str, spec: str) -> Encoder:
     """Call the factory named ``"package.module:function"`` with the spec file's text."""
+    reference = RENAMED_FACTORIES.get(reference, reference)
     module, _, attribute = reference.partition(":")
     factory = getattr(importlib.import_module(module), attribute)
     return factory(spec)

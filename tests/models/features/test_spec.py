@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,6 +91,29 @@ def test_json_round_trip(tmp_path: Path) -> None:
     spec = small_spec()
     assert FeatureSpec.from_json(spec.to_json()) == spec
     assert load_spec(spec.save(tmp_path / "spec.json")) == spec
+
+
+def test_a_format_1_spec_reads_as_the_flights_spec_it_was() -> None:
+    """Champions logged before datasets were declared keep loading and encoding."""
+    spec = small_spec()
+    document = json.loads(spec.to_json())
+    for key in ("request", "derivation", "hashed", "labels"):
+        del document[key]
+    document.update(format_version=1, tail_buckets=16, delay_threshold_min=15.0)
+    old = FeatureSpec.from_json(json.dumps(document))
+    old_request = {name: dtype for name, dtype in RAW_FIELDS.items()
+                   if name not in PRE_DEPARTURE}
+    assert old == replace(spec, request=old_request,
+                          labels={"is_delayed": "CAST(arr_delay > 15 AS INT)"})
+    encoded, expected = encode_pandas(old, raw_flights()), encode_pandas(spec, raw_flights())
+    for name, value in expected.items():
+        np.testing.assert_array_equal(encoded[name], value)
+
+
+def test_an_unknown_spec_format_is_refused() -> None:
+    document = {**json.loads(small_spec().to_json()), "format_version": 7}
+    with pytest.raises(ValueError, match="feature spec format 7 is not 2"):
+        FeatureSpec.from_json(json.dumps(document))
 
 
 def test_pandas_encoding(spark: SparkSession) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from models.keras.tabular import build_tabular_model
-from models.training.encoding import TabularSpecEncoder
+from models.training.encoding import TabularSpecEncoder, encoder_from
 from models.training.tracking import RunLog
 from serving.runtime import load_runtime
 from tests.models.features.test_spec import raw_flights, small_spec
@@ -70,3 +70,9 @@ def test_served_runtime_takes_the_column_path(logged: tuple[str, np.ndarray],
         part = {name: value[:rows] for name, value in columns.items()}
         predictions = runtime.predict(part, rows)["predictions"]
         np.testing.assert_allclose(predictions, expected[:rows], **TOLERANCE)
+
+
+def test_a_factory_logged_under_its_old_name_still_builds_the_encoder() -> None:
+    encoder = encoder_from("models.training.encoding:flight_encoder", small_spec().to_json())
+    assert isinstance(encoder, TabularSpecEncoder)
+    assert sorted(encoder.columns) == sorted(small_spec().request)
