@@ -17,7 +17,7 @@ import pytest
 from deltalake import DeltaTable
 from mlflow.tracking import MlflowClient
 
-from bench.processes import free_port
+from pipelines.services.processes import free_port
 from tests.conftest import CONF_DIR, REPO_ROOT
 from tests.support.processes import BIN_DIR, background
 

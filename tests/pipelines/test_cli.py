@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from mlflow import MlflowClient
 
-from bench.processes import free_port
+from pipelines.services.processes import free_port
 from tests.conftest import CONF_DIR, REPO_ROOT
 from tests.support.processes import BIN_DIR, background
 

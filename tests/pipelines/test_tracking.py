@@ -10,7 +10,6 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench.processes import free_port
 from pipelines.platform.config import Config
 from pipelines.platform.errors import TrackingUnavailableError
 from pipelines.platform.lake import TableRef
@@ -22,6 +21,7 @@ from pipelines.platform.tracking import (
     resolve_target,
     start_run,
 )
+from pipelines.services.processes import free_port
 from tests.conftest import make_config
 from tests.support.processes import BIN_DIR, background
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from bench.processes import free_port, wait_for_http
+from pipelines.services.processes import free_port, wait_for_http
 from tests.serving import models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from bench.processes import wait_for_http
+from pipelines.services.processes import wait_for_http
 from serving.fleet import Fleet
 from serving.fleet.balancer import Balancer
 from serving.fleet.handicap import cpu_quota_prefix, remove_group
