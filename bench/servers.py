@@ -1,8 +1,9 @@
 """The server processes the serving benchmarks compare, started side by side on loopback.
 
 Kinds: `ours` (`python -m serving`, extra flags allowed), `mlflow`
-(`mlflow models serve --env-manager local` on the same model) and `noop` (the same
-uvicorn + Starlette stack answering at once, bench/noop_app.py). Every kind answers
+(`mlflow models serve --env-manager local` on the same model), `noop` (the same
+uvicorn + Starlette stack answering at once, bench/noop_app.py) and `noop-asgi` (that
+answer on uvicorn alone). Every kind answers
 `GET /ping` with 200 once it can serve.
 """
 
@@ -22,6 +23,8 @@ from bench.processes import free_port, wait_for_http
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The no-op endpoints by kind: on Starlette (the yardstick), and as plain ASGI.
+NOOP_APPS = {"noop": "bench.noop_app:app", "noop-asgi": "bench.noop_app:bare"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,8 @@ class ServerSpec:
         if self.kind == "mlflow":
             return [python, "-m", "mlflow", "models", "serve", "-m", self.model_uri,
                     "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), *self.flags]
-        if self.kind == "noop":
-            return [python, "-m", "uvicorn", "bench.noop_app:app", "--port", str(port),
+        if self.kind in NOOP_APPS:
+            return [python, "-m", "uvicorn", NOOP_APPS[self.kind], "--port", str(port),
                     "--log-level", "warning", "--no-access-log", *self.flags]
         raise ValueError(f"unknown server kind {self.kind!r}")
 

@@ -2,17 +2,20 @@
 
     python -m bench.serving_wrk [--duration 5] [--connections 1,4,8,16,32,64] [--rounds 2]
         [--models flight-mlp=models:/flight-delay-mlp@champion,...] [--tracking-uri URI]
+        [--no-synthetic] [--workers 2]
 
 Systems, started together: for the synthetic 32-input MLP of bench/serving.py (logged to
 a throwaway registry under bench/out/) and for each registered model of the pipeline
 (by default the flight MLP and the linear model over raw flight records, from the
 pipeline's own MLflow store, conf/base.yaml), our server with the defaults of
 conf/serving.yaml and `mlflow models serve --env-manager local` on the same model; plus
-the no-op endpoint (bench/noop_app.py). Every system gets the same client, wrk, closed
-loop, one request per round trip: `/invocations` with one row, for the pipeline's
-models one `dataframe_records` row of a real flight (the first row of the input
-example the model was logged with). For each connection count each system is measured
-in turn, so all see the same background load; `--rounds` repeats the whole sweep.
+the no-op endpoint (bench/noop_app.py) on Starlette, the yardstick, and as plain ASGI;
+and the no-op and our server as `--workers` uvicorn processes. Every system gets the
+same client, wrk, closed loop, one request per round trip: `/invocations` with one
+row, for the pipeline's models one `dataframe_records` row of a real flight (the first
+row of the input example the model was logged with). For each connection count each
+system is measured in turn, so all see the same background load; `--rounds` repeats
+the whole sweep.
 
 The figure of merit is requests/s at p99 <= 50 ms with every answer a 200 (the best
 connection count), against the no-op endpoint and against `mlflow models serve` on the
@@ -85,17 +88,34 @@ def synthetic_model() -> Served:
     return Served("synthetic", uri, f"sqlite:///{registry}/mlflow.db", bodies()["single"][1])
 
 
-def systems(models: list[Served]) -> tuple[dict[str, ServerSpec], dict[str, bytes]]:
-    """Server specs and request bodies by system name (`<model>.ours`, `<model>.mlflow`)."""
-    specs = {"noop": ServerSpec("noop")}
-    requests = {"noop": models[0].body}
+def systems(models: list[Served], workers: list[int]
+            ) -> tuple[dict[str, ServerSpec], dict[str, bytes]]:
+    """Server specs and request bodies by system name (`<model>.ours`, `<model>.mlflow`).
+
+    For each count in `workers` the no-op and our server also run as that many uvicorn
+    worker processes (`noop-2w`, `<model>.ours-2w`): one process uses one core at most.
+    """
+    specs = {"noop": ServerSpec("noop"), "noop-asgi": ServerSpec("noop-asgi")}
+    specs.update({f"noop-{count}w": ServerSpec("noop", flags=("--workers", str(count)))
+                  for count in workers})
+    requests = dict.fromkeys(specs, models[0].body)
     for model in models:
         env = model_env(model.tracking_uri)
         for kind in ("ours", "mlflow"):
             name = f"{model.label}.{kind}"
             specs[name] = ServerSpec(kind, model.uri, env=env)
             requests[name] = model.body
+        for count in workers:
+            name = f"{model.label}.ours-{count}w"
+            specs[name] = ServerSpec("ours", model.uri, flags=("--workers", str(count)), env=env)
+            requests[name] = model.body
     return specs, requests
+
+
+def yardstick(name: str) -> str:
+    """The no-op a system is compared with: the one with as many worker processes."""
+    workers = name.rpartition("-")[2] if name.endswith("w") and "-" in name else ""
+    return f"noop-{workers}" if workers[:-1].isdigit() else "noop"
 
 
 def measure(ports: dict[str, int], bodies: dict[str, bytes], connections: list[int],
@@ -138,22 +158,23 @@ def summarise(points: list[dict]) -> dict[str, dict]:
 
 def table(points: list[dict], load_average: tuple[float, float]) -> str:
     summary = summarise(points)
-    noop = summary["noop"]["median_rps"]
     lines = ["| system | req/s at p99 <= 50 ms, median (each round) | connections, p50 / p99 "
-             "(ms) there | vs no-op | vs mlflow serve | peak req/s at any p99 |",
+             "(ms) there | vs no-op (as many processes) | vs mlflow serve | peak req/s at "
+             "any p99 |",
              "|---|---|---|---|---|---|"]
     for name, entry in summary.items():
         rate = entry["median_rps"]
-        model = name.split(".")[0]
+        model, _, kind = name.partition(".")
         mlflow_rate = summary.get(f"{model}.mlflow", {}).get("median_rps")
         versus_mlflow = "-"
-        if name.endswith(".ours") and mlflow_rate:
+        if kind.startswith("ours") and mlflow_rate:
             versus_mlflow = f"{rate / mlflow_rate:.0f}x"
-        elif name.endswith(".ours") and f"{model}.mlflow" in summary:  # it never met the goal
+        elif kind.startswith("ours") and f"{model}.mlflow" in summary:  # it never met the goal
             versus_mlflow = f"{rate / summary[f'{model}.mlflow']['peak_rps']:.0f}x its peak"
         there = "; ".join(f"{best['connections']}: {best['p50_ms']:.1f} / {best['p99_ms']:.1f}"
                           if best else "none" for best in entry["bests"])
         rounds = ", ".join(f"{value:,.0f}" for value in entry["rounds_rps"])
+        noop = summary[yardstick(name)]["median_rps"]
         lines.append(f"| {name} | **{rate:,.0f}** ({rounds}) | {there} | "
                      f"{100 * rate / noop:.0f}% | {versus_mlflow} | {entry['peak_rps']:,.0f} |")
     lines += ["", "Every point (median over rounds): req/s answered, p99 ms", "",
@@ -196,13 +217,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="registry of --models (default: the pipeline's, conf/base.yaml)")
     parser.add_argument("--no-synthetic", action="store_true",
                         help="leave out the synthetic 32-input MLP")
+    parser.add_argument("--workers", default="2",
+                        help="worker process counts to run the no-op and our server with "
+                             "as well (comma-separated; empty: one process only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     OUT.mkdir(exist_ok=True)
     models = parse_models(args.models, args.tracking_uri or pipeline_tracking_uri())
     if not args.no_synthetic:
         models.append(synthetic_model())
-    specs, bodies = systems(models)
+    specs, bodies = systems(models, [int(count) for count in filter(None,
+                                                                     args.workers.split(","))])
     load_before = os.getloadavg()[0]
     with running(specs, OUT / "wrk-logs") as ports:
         points = measure(ports, bodies, [int(c) for c in args.connections.split(",")],

@@ -5,9 +5,10 @@ the machine is left for the requests that are served. Refusing at the batcher (a
 `QueueFull` does) comes after routing, reading the body, JSON decoding and converting
 it to arrays: per refused request as much event-loop time as a served one, time the
 model thread then lacks (on two cores it also waits for the GIL behind that work).
-This plain ASGI middleware, outermost in the app, counts the inference requests in
-flight (from here to the end of their response) and answers the one over the limit
-with a 503 built once at start-up, before the body is read or the route matched.
+The inference routes (serving/inference.py, plain ASGI in front of everything else)
+count their requests in flight here (from arrival to the end of the response) and
+answer the one over the limit with a 503 built once at start-up, before its body is
+read.
 
 A client that retries before its `Retry-After` has passed (a closed-loop client with
 no back-off resends at once) would keep the event loop busy refusing it.
@@ -28,7 +29,7 @@ import asyncio
 import json
 import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from serving.metrics import REJECTED, REQUESTS
 from serving.settings import ServingSettings
@@ -36,11 +37,10 @@ from serving.settings import ServingSettings
 MESSAGE = "the server is at capacity; retry after the Retry-After interval"
 
 
-class AdmissionMiddleware:
-    """Refuse inference requests once `max_queue` are in flight, before reading their bodies."""
+class Admission:
+    """Admit inference requests while fewer than `max_queue` are in flight; refuse the rest."""
 
-    def __init__(self, app: ASGIApp, settings: ServingSettings) -> None:
-        self.app = app
+    def __init__(self, settings: ServingSettings) -> None:
         self.limit = settings.max_queue
         self.hold_s = settings.shed_hold_ms / 1000
         self.in_flight = 0
@@ -58,21 +58,19 @@ class AdmissionMiddleware:
         self._counted = {endpoint: REQUESTS.labels(endpoint, "503")
                          for endpoint in self._refusals}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = _inference_endpoint(scope)
-        if endpoint is None:
-            await self.app(scope, receive, send)
-            return
+    def admit(self) -> bool:
+        """Take a slot for a request; False when none is free (then `refuse` it)."""
         if self.in_flight >= self.limit:
-            await self._refuse(scope, endpoint, send)
-            return
+            return False
         self.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1
+        return True
 
-    async def _refuse(self, scope: Scope, endpoint: str, send: Send) -> None:
+    def release(self) -> None:
+        """Give back the slot of a request whose response has been sent."""
+        self.in_flight -= 1
+
+    async def refuse(self, scope: Scope, endpoint: str, send: Send) -> None:
+        """Answer 503 + Retry-After, after the hold when this connection was just refused."""
         client = scope.get("client")
         if self.hold_s > 0 and client is not None:
             now = time.monotonic()
@@ -97,18 +95,6 @@ class AdmissionMiddleware:
         horizon = now - self.hold_s
         self._last_shed = {client: at for client, at in self._last_shed.items()
                            if at >= horizon}
-
-
-def _inference_endpoint(scope: Scope) -> str | None:
-    """The handler name an inference POST will reach, else None (never shed)."""
-    if scope["type"] != "http" or scope["method"] != "POST":
-        return None
-    path = scope["path"]
-    if path == "/invocations":
-        return "invocations"
-    if path.startswith("/v2/models/") and path.endswith("/infer"):
-        return "kserve_infer"
-    return None
 
 
 def _prepared(headers: list[tuple[bytes, bytes]], document: dict) -> tuple[dict, dict]:

@@ -4,31 +4,41 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+
+from serving.replies import JSON, Reply
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
+UNAUTHORIZED = Reply(
+    401, json.dumps({"error": "missing or wrong bearer token in the Authorization header"})
+    .encode(), JSON, ((b"www-authenticate", b"Bearer"),))
+
+
+def token_accepted(token: str, authorization: bytes) -> bool:
+    """True when no token is configured or `Authorization: Bearer <token>` matches it.
+
+    Constant-time comparison: response timing must not reveal the token.
+    """
+    return not token or hmac.compare_digest(authorization, f"Bearer {token}".encode())
+
 
 def requires_token(endpoint: Endpoint) -> Endpoint:
-    """Answer 401 unless `Authorization: Bearer <token>` matches the configured token.
+    """Answer 401 unless the bearer token matches (a Starlette route's decorator).
 
     A decorator rather than a middleware: it runs after routing, so 401s are counted
-    under the right endpoint, and it adds no ASGI layer to the hot path.
+    under the right endpoint, and it adds no ASGI layer.
     """
 
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
         token = request.app.state.serving.settings.auth_token
-        if token:
-            given = request.headers.get("authorization", "").encode()
-            # Constant-time comparison: response timing must not reveal the token.
-            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-                return JSONResponse(
-                    {"error": "missing or wrong bearer token in the Authorization header"},
-                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if not token_accepted(token, request.headers.get("authorization", "").encode()):
+            return UNAUTHORIZED.as_response()
         return await endpoint(request)
 
     return guarded

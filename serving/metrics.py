@@ -39,13 +39,25 @@ MODEL_VERSION = Gauge("mlpipe_serving_model_version_info", "The model version se
                       ["name", "version"])
 
 
+# Labelled children looked up once: `labels()` costs more than the update itself.
+_CHILDREN: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+
+def record_request(endpoint: str, status: int, seconds: float) -> None:
+    """Count one answered request and time it (from its start to its response's start)."""
+    children = _CHILDREN.get((endpoint, status))
+    if children is None:
+        children = (REQUESTS.labels(endpoint, str(status)), LATENCY.labels(endpoint))
+        _CHILDREN[(endpoint, status)] = children
+    children[1].observe(seconds)
+    children[0].inc()
+
+
 class MetricsMiddleware:
-    """Count requests by endpoint and status code and time them."""
+    """Count the Starlette routes' requests by endpoint and status code and time them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # Labelled children looked up once: `labels()` costs more than the update itself.
-        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,13 +67,7 @@ class MetricsMiddleware:
 
         async def send_recording(message: Message) -> None:
             if message["type"] == "http.response.start":
-                key = (_endpoint(scope), message["status"])
-                children = self._children.get(key)
-                if children is None:
-                    children = (REQUESTS.labels(key[0], str(key[1])), LATENCY.labels(key[0]))
-                    self._children[key] = children
-                children[1].observe(time.perf_counter() - start)
-                children[0].inc()
+                record_request(_endpoint(scope), message["status"], time.perf_counter() - start)
             await send(message)
 
         await self.app(scope, receive, send_recording)

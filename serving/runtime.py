@@ -144,10 +144,13 @@ def _load_keras(local: Path, meta: Model) -> tuple[Callable[[Columns], dict], tu
     """A Keras model behind a compiled tf.function called directly on numpy.
 
     pyfunc's predict converts through pandas and Keras' predict loop on every call;
-    calling the traced graph skips both. The input signature has a free batch axis,
-    so one trace serves every padded size.
+    calling the traced graph through its flat entry skips both, and the argument
+    binding. The input signature has a free batch axis, so one trace serves every
+    padded size.
     """
     import tensorflow as tf
+
+    from models.training.pyfunc import call_flat
 
     _use_gpu_if_present(tf)
     if "keras" in meta.flavors:
@@ -166,8 +169,11 @@ def _load_keras(local: Path, meta: Model) -> tuple[Callable[[Columns], dict], tu
         args = tensors[0] if len(tensors) == 1 else dict(zip(names, tensors, strict=True))
         return model(args, training=False)
 
+    concrete = forward.get_concrete_function()
+
     def call(columns: Columns) -> dict[str, np.ndarray]:
-        return _named_outputs(forward(*(columns[name] for name in names)))
+        tensors = [tf.constant(columns[spec.name], dtype=spec.dtype) for spec in specs]
+        return _named_outputs(call_flat(concrete, tensors))
 
     return call, inputs
 

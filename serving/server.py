@@ -8,11 +8,11 @@ import os
 import socket
 
 import uvicorn
-from starlette.applications import Starlette
 
 from serving.app import create_app
 from serving.fleet import run_fleet
 from serving.fleet.replicas import REUSEPORT_ENV, mlflow_environment
+from serving.inference import InferenceRoutes
 from serving.settings import ServingSettings
 from serving.watcher import check_watchable
 
@@ -49,6 +49,9 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
         timeout_keep_alive=settings.keep_alive_s,
         # Our own bounded queue answers overload with 503 + Retry-After.
         backlog=max(2048, settings.max_queue), access_log=False,
+        # Clients are told apart by their TCP connection (admission's hold), and no
+        # balancer of ours sends X-Forwarded-For: the rewriting would only cost time.
+        proxy_headers=False,
     )
     if settings.workers == 1:
         app = create_app(model_uri, settings, watch=watch)
@@ -84,7 +87,7 @@ def _listening_socket(host: str, port: int, backlog: int, *,
     return sock
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> InferenceRoutes:
     """The app factory a worker process calls (see `serve`)."""
     spec = json.loads(os.environ[_SPEC_ENV])
     return create_app(spec["model_uri"], ServingSettings.model_validate(spec["settings"]),

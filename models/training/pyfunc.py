@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import keras
 import mlflow.pyfunc
@@ -69,8 +70,8 @@ class CompiledForward:
     """A Keras model's inference pass as one traced graph over named numpy inputs.
 
     ``predict_on_batch`` rebuilds Keras' predict machinery on every call and a
-    ``tf.function`` binds its arguments in Python; the concrete function, called with
-    tensors in a fixed order, costs what the layers cost. The signature leaves the
+    ``tf.function`` binds its arguments in Python; the concrete function's flat entry,
+    called with tensors in a fixed order, costs what the layers cost. The signature leaves the
     batch axis free, so the graph is traced once (on first use) for every batch size.
     """
 
@@ -95,7 +96,18 @@ class CompiledForward:
             self._concrete = self._function.get_concrete_function()
         tensors = [tf.constant(np.asarray(inputs[spec.name], dtype=spec.dtype.as_numpy_dtype))
                    for spec in self._specs]
-        return self._concrete(*tensors).numpy()
+        return call_flat(self._concrete, tensors).numpy()
+
+
+def call_flat(concrete: Any, tensors: list) -> Any:
+    """Run a concrete function on tensors already in its signature's order and dtypes.
+
+    The flat entry (TensorFlow's own, under its public call) skips binding the
+    arguments to the traced signature in Python, which costs more than the layers:
+    0.76 ms against 0.28 ms for a one-row call of the flight MLP. The caller builds the
+    tensors from the signature, which is all that binding would check.
+    """
+    return concrete._call_flat(tensors, concrete.captured_inputs)
 
 
 def _flat(predictions: np.ndarray) -> np.ndarray:
