@@ -45,6 +45,9 @@ async def bare(scope: dict, receive: Callable, send: Callable) -> None:
         message = await receive()
         await send({"type": f"{message['type']}.complete"})
         return
+    if scope["method"] == "GET":  # /ping: the readiness probe
+        await _answer(send, _READY)
+        return
     body, more = b"", True
     while more:
         message = await receive()
@@ -52,10 +55,15 @@ async def bare(scope: dict, receive: Callable, send: Callable) -> None:
         more = message.get("more_body", False)
     split = dict(scope["headers"]).get(HEADER_LENGTH.encode())
     json.loads(body[: int(split)] if split else body)
+    await _answer(send, _PREDICTIONS)
+
+
+async def _answer(send: Callable, body: bytes) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(_ANSWER)).encode())]})
-    await send({"type": "http.response.body", "body": _ANSWER})
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
-_ANSWER = json.dumps({"predictions": [0.0]}).encode()
+_PREDICTIONS = json.dumps({"predictions": [0.0]}).encode()
+_READY = json.dumps({"ready": True}).encode()
