@@ -1,7 +1,8 @@
-"""Prometheus metrics and the ASGI middleware that records every HTTP exchange.
+"""Prometheus metrics, and how every HTTP exchange is recorded.
 
-The middleware is plain ASGI rather than Starlette's BaseHTTPMiddleware, which would
-add a task and a body copy to every request on the hot path.
+The inference routes (serving/inference.py) call `record_request` themselves; the
+Starlette routes go through `MetricsMiddleware`, plain ASGI rather than Starlette's
+BaseHTTPMiddleware, which would add a task and a body copy to every request.
 """
 
 from __future__ import annotations
