@@ -26,12 +26,12 @@ keep working when the server is at capacity.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 from starlette.types import Scope, Send
 
 from serving.metrics import REJECTED, REQUESTS
+from serving.replies import INVOCATIONS, KSERVE_INFER, error_for, retry_after, send_reply
 from serving.settings import ServingSettings
 
 MESSAGE = "the server is at capacity; retry after the Retry-After interval"
@@ -47,13 +47,8 @@ class Admission:
         # When each connection (client address and port) last got a 503 from here.
         self._last_shed: dict[tuple[str, int], float] = {}
         self._last_sweep = 0.0
-        headers = [(b"content-type", b"application/json"),
-                   (b"retry-after", str(settings.retry_after_s).encode())]
-        self._refusals = {
-            "invocations": _prepared(headers, {"error_code": "TEMPORARILY_UNAVAILABLE",
-                                               "message": MESSAGE}),
-            "kserve_infer": _prepared(headers, {"error": MESSAGE}),
-        }
+        self._refusals = {endpoint: error_for(endpoint)(503, MESSAGE, retry_after(settings))
+                          for endpoint in (INVOCATIONS, KSERVE_INFER)}
         self._rejected = REJECTED.labels("queue_full")
         self._counted = {endpoint: REQUESTS.labels(endpoint, "503")
                          for endpoint in self._refusals}
@@ -82,9 +77,7 @@ class Admission:
             self._forget_idle(now)
         self._rejected.inc()
         self._counted[endpoint].inc()
-        start, body = self._refusals[endpoint]
-        await send(start)
-        await send(body)
+        await send_reply(send, self._refusals[endpoint])
 
     def _forget_idle(self, now: float) -> None:
         """Drop connections not refused for a while: the map stays as small as the
@@ -96,10 +89,3 @@ class Admission:
         self._last_shed = {client: at for client, at in self._last_shed.items()
                            if at >= horizon}
 
-
-def _prepared(headers: list[tuple[bytes, bytes]], document: dict) -> tuple[dict, dict]:
-    """The two ASGI messages of a 503, built once."""
-    body = json.dumps(document).encode()
-    start = {"type": "http.response.start", "status": 503,
-             "headers": [*headers, (b"content-length", str(len(body)).encode())]}
-    return start, {"type": "http.response.body", "body": body, "more_body": False}

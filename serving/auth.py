@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serving.replies import JSON, Reply
+from serving.replies import kserve_error
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-UNAUTHORIZED = Reply(
-    401, json.dumps({"error": "missing or wrong bearer token in the Authorization header"})
-    .encode(), JSON, ((b"www-authenticate", b"Bearer"),))
+UNAUTHORIZED = kserve_error(401, "missing or wrong bearer token in the Authorization header",
+                            ((b"www-authenticate", b"Bearer"),))
 
 
 def token_accepted(token: str, authorization: bytes) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 
 import numpy as np
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,7 +28,17 @@ from serving.admission import Admission
 from serving.auth import UNAUTHORIZED, token_accepted
 from serving.batching import DeadlineExceeded, Priority, QueueFull
 from serving.metrics import record_request
-from serving.replies import LOADING, Reply, check_model, kserve_error, mlflow_error, retry_after
+from serving.replies import (
+    INVOCATIONS,
+    KSERVE_INFER,
+    LOADING,
+    Reply,
+    check_model,
+    error_for,
+    mlflow_error,
+    retry_after,
+    send_reply,
+)
 from serving.state import ServingState
 from serving.tensors import InvalidInput
 
@@ -37,19 +46,15 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_HEADER = "x-request-timeout-ms"
 PRIORITY_HEADER = "x-request-priority"
-# On every 200 of both protocols: the version that ran, which a client can count by.
-VERSION_HEADER = "x-model-version"
 # KServe's parameters.priority also takes Triton's schedule-policy numbers, read with two
 # levels: 0 is the default (as if absent), 1 the highest level, 2 the next.
 TRITON_PRIORITIES = {0: None, 1: Priority.HIGH, 2: Priority.LOW}
 
-INVOCATIONS = "invocations"
-KSERVE_INFER = "kserve_infer"
 _MODELS_PREFIX = "/v2/models/"
 _INFER_SUFFIX = "/infer"
 _OCTET_STREAM = b"application/octet-stream"
-_TIMEOUT_KEY, _PRIORITY_KEY, _VERSION_KEY = (
-    name.encode() for name in (TIMEOUT_HEADER, PRIORITY_HEADER, VERSION_HEADER))
+_TIMEOUT_KEY, _PRIORITY_KEY, _HEADER_LENGTH_KEY = (
+    name.encode() for name in (TIMEOUT_HEADER, PRIORITY_HEADER, kserve.HEADER_LENGTH))
 
 Headers = dict[bytes, bytes]
 
@@ -91,10 +96,10 @@ class InferenceRoutes:
         endpoint, name, version = route
         start = time.perf_counter()
         if scope["method"] != "POST":
-            reply = _error(endpoint)(405, "method: only POST is allowed here",
-                                     ((b"allow", b"POST"),))
+            reply = error_for(endpoint)(405, "method: only POST is allowed here",
+                                        ((b"allow", b"POST"),))
             record_request(endpoint, reply.status, time.perf_counter() - start)
-            await _send(send, reply, None)
+            await send_reply(send, reply)
             return
         if not self.admission.admit():
             await self.admission.refuse(scope, endpoint, send)
@@ -102,7 +107,7 @@ class InferenceRoutes:
         try:
             reply, version_served = await self._answer(endpoint, name, version, scope, receive)
             record_request(endpoint, reply.status, time.perf_counter() - start)
-            await _send(send, reply, version_served)
+            await send_reply(send, reply, version_served)
         finally:
             self.admission.release()
 
@@ -111,16 +116,17 @@ class InferenceRoutes:
         """The reply, and the version that ran for a 200."""
         state = self.state
         headers: Headers = dict(scope["headers"])
-        error = _error(endpoint)
-        if not token_accepted(state.settings.auth_token, headers.get(b"authorization", b"")):
-            return UNAUTHORIZED, None
-        problem = (check_model(state, name, version) if endpoint == KSERVE_INFER
-                   else None if state.batcher is not None
-                   else mlflow_error(503, LOADING, retry_after(state)))
-        if problem is not None:
-            return problem, None
-        runtime = state.runtime()
         settings = state.settings
+        error = error_for(endpoint)
+        if not token_accepted(settings.auth_token, headers.get(b"authorization", b"")):
+            return UNAUTHORIZED, None
+        if endpoint == KSERVE_INFER:
+            problem = check_model(state, name, version)
+            if problem is not None:
+                return problem, None
+        elif state.batcher is None:
+            return mlflow_error(503, LOADING, retry_after(settings)), None
+        runtime = state.runtime()
         try:
             timeout_s = _timeout(headers)
             priority = _header_priority(headers)
@@ -130,7 +136,7 @@ class InferenceRoutes:
                 outputs = await state.batcher.submit(runtime, columns, rows, timeout_s, priority)
                 return Reply(200, scoring.encode_response(outputs)), runtime.version.encode()
             decoded = kserve.decode_request(
-                body, _text(headers.get(b"inference-header-content-length")), runtime.inputs)
+                body, _text(headers.get(_HEADER_LENGTH_KEY)), runtime.inputs)
             if decoded.timeout_s is not None:
                 timeout_s = decoded.timeout_s
             priority = _parameter_priority(decoded.priority) or priority
@@ -146,26 +152,13 @@ class InferenceRoutes:
             return error(413, f"body: larger than the limit of {settings.max_request_bytes} "
                               "bytes"), None
         except QueueFull:
-            return error(503, "the server is at capacity; retry later", retry_after(state)), None
+            return error(503, "the server is at capacity; retry later",
+                         retry_after(settings)), None
         except DeadlineExceeded:
             return error(504, "the request's deadline passed before the model ran it"), None
         except Exception:  # a model failure: the caller learns it failed, the log says why
             log.exception("inference failed")
             return error(500, "the model failed on this batch; see the server log"), None
-
-
-def _error(endpoint: str) -> Callable[..., Reply]:
-    """The protocol's error builder."""
-    return mlflow_error if endpoint == INVOCATIONS else kserve_error
-
-
-async def _send(send: Send, reply: Reply, version: bytes | None) -> None:
-    headers = [(b"content-type", reply.media_type),
-               (b"content-length", str(len(reply.body)).encode()), *reply.headers]
-    if version is not None:
-        headers.append((_VERSION_KEY, version))
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body, "more_body": False})
 
 
 def _text(value: bytes | None) -> str | None:

@@ -9,9 +9,10 @@ pandas DataFrame per request: the batch builds one for the whole batch.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +37,7 @@ _DATETIME = np.dtype("datetime64[ns]")
 # (kept alive here).
 _GROUPS: dict[int, tuple[tuple[TensorSpec, ...], list]] = {}
 _PLANS: dict[int, tuple[tuple[TensorSpec, ...], list | None]] = {}
+T = TypeVar("T")
 
 
 def decode_request(body: bytes, inputs: tuple[TensorSpec, ...]) -> tuple[dict, int]:
@@ -134,35 +136,34 @@ def _record_plan(inputs: tuple[TensorSpec, ...]
                  ) -> list[tuple[np.dtype, frozenset, list[str]]] | None:
     """The inputs' names by kind (float64, text, date-time), with the Python types their
     values may have in a record; None when an input is none of those scalars."""
-    cached = _PLANS.get(id(inputs))
-    if cached is not None and cached[0] is inputs:
-        return cached[1]
-    kinds = {_FLOAT64: NUMBER_TYPES, _OBJECT: TEXT_TYPES, _DATETIME: TEXT_TYPES}
-    plan = None
-    if all(spec.shape == () and spec.dtype in kinds for spec in inputs):
-        plan = [(dtype, allowed, names) for dtype, allowed in kinds.items()
+    def build() -> list[tuple[np.dtype, frozenset, list[str]]] | None:
+        kinds = {_FLOAT64: NUMBER_TYPES, _OBJECT: TEXT_TYPES, _DATETIME: TEXT_TYPES}
+        if not all(spec.shape == () and spec.dtype in kinds for spec in inputs):
+            return None
+        return [(dtype, allowed, names) for dtype, allowed in kinds.items()
                 if (names := [spec.name for spec in inputs if spec.dtype == dtype])]
-    _remember(_PLANS, inputs, plan)
-    return plan
+
+    return _per_model(_PLANS, inputs, build)
 
 
 def _plain_groups(inputs: tuple[TensorSpec, ...]) -> list[tuple[np.dtype, frozenset, list[str]]]:
     """The scalar float64 and the scalar string inputs' names, worked out once per model."""
-    cached = _GROUPS.get(id(inputs))
+    return _per_model(_GROUPS, inputs, lambda: [
+        (dtype, allowed, [spec.name for spec in inputs if spec.dtype == dtype and spec.shape == ()])
+        for dtype, allowed in ((_FLOAT64, NUMBER_TYPES), (_OBJECT, TEXT_TYPES))])
+
+
+def _per_model(cache: dict, inputs: tuple[TensorSpec, ...], build: Callable[[], T]) -> T:
+    """`build()` once per model's inputs tuple, kept by its identity (and the tuple with
+    it, so the identity is not reused): hashing the tuple would cost more per request."""
+    cached = cache.get(id(inputs))
     if cached is not None and cached[0] is inputs:
         return cached[1]
-    groups = [(dtype, allowed, [spec.name for spec in inputs
-                                if spec.dtype == dtype and spec.shape == ()])
-              for dtype, allowed in ((_FLOAT64, NUMBER_TYPES), (_OBJECT, TEXT_TYPES))]
-    _remember(_GROUPS, inputs, groups)
-    return groups
-
-
-def _remember(cache: dict, inputs: tuple[TensorSpec, ...], value: object) -> None:
-    """Keep `value` for a model's inputs tuple, by identity (and the tuple with it)."""
     if len(cache) > 8:  # old versions after many swaps
         cache.clear()
+    value = build()
     cache[id(inputs)] = (inputs, value)
+    return value
 
 
 def _raw_columns(layout: str, payload: object, inputs: tuple[TensorSpec, ...]) -> dict:
