@@ -3,11 +3,10 @@
 The batcher reads two numbers before each batch, `size` (rows) and `delay_s`, and
 reports each finished batch to `observe`. `FixedPolicy` is `max_batch_size` and
 `max_delay_ms` as configured. `LatencyTargetPolicy` (`latency_target_ms` > 0) adapts
-both so that a request's latency, its queue wait plus the model time of its batch,
-stays under the target T as the load and the model's speed change.
-
-The control law, applied after every batch. A request's latency has two parts and
-each knob answers for its own part, so neither can make the other's problem worse:
+both so that a request's latency stays under the target T as the load and the model's
+speed change. That latency has three parts: the wait unread in the socket buffers while
+the event loop is busy with other requests, the wait in the batcher's queue, and the
+model time of its batch. Each knob answers for its own part:
 
 - Size, on the batch's model time m (Clipper's AIMD, Crankshaw et al., NSDI 2017):
   a request may wait for the batch in flight and then run in the next one, so the
@@ -20,38 +19,60 @@ each knob answers for its own part, so neither can make the other's problem wors
   overload), a full batch grows the limit and a slow one does not shrink it, because
   there smaller batches would only cut throughput and lengthen the queue; the target
   is out of reach until the load falls, and bigger batches drain the queue soonest.
-- Delay, on the batch's worst latency L (its oldest request's wait plus m) and on how
-  long the model sat idle before it (i): waiting is pure latency, worth paying only
-  while the model is busy, where bigger batches free it (and, on a small machine, the
-  CPU the event loop needs). If L > T, or the model was idle longer than it ran
-  (i > m: the load is light and waiting would buy nothing), the delay halves; else, if
-  the batch closed without filling and L < T/2, it grows by T/50. So under load the
-  delay settles near the model time, the batch cycle split between gathering and
-  computing, and at low load it falls to zero. The other half of the target is left
-  for what a law over single batches cannot see coming: bursts, and the machine's own
-  hiccups, which set the p99 more than the average batch does.
-
-The decrease acts on the worst request of each batch, not on an estimated p99: that is
-conservative (every request, not 99 in 100, is aimed under T) and reacts within one
-batch, where a percentile over a window would first have to see the violations.
+- Delay, on the CPU the process has left. The event loop (parsing and answering every
+  request) and the model thread (whose every call costs a millisecond or more of
+  Python, encoding and tensor conversion, whatever its size) share the interpreter's
+  lock, so the process serves at most about one core of Python. Past that, requests
+  wait unread in the socket buffers, where neither this queue nor the in-flight count
+  sees them, and every latency grows at once. Waiting for company, fewer and larger
+  model calls, is what frees that core, and it is worth its latency only as the core
+  runs out. So the policy measures, smoothed over batches, the arrival rate r, the
+  loop's CPU share u (its thread's CPU time per second: the per-request work, which no
+  batching changes) and the model's CPU per call c, and sizes batches to fit the
+  model's calls into what the loop leaves of CPU_BUDGET of a core: b = r * c /
+  (CPU_BUDGET - u) rows a call, gathered by waiting (b - 1) / r less the model time
+  m (requests that arrive during a call join the next one anyway), at most T/2 - m (a
+  request then still meets T after the wait, the batch in flight and its own). At
+  light load that is zero and requests run at once; as the loop's share grows the
+  delay rises, to as long as the target allows near capacity, which a fixed setting
+  can only do at every load or at none. These inputs, unlike the latency or the
+  loop's lag, do not fall when the delay rises, so the delay settles instead of
+  swinging between too little and too much (measured: bench/RESULTS.md, "Latency
+  target steered by the CPU left").
 """
 
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 
 from serving.settings import ServingSettings
 
-# Clipper backs off by 10%; the delay, which is pure waiting, by half.
+# Clipper backs off by 10%.
 SIZE_BACKOFF = 0.9
-DELAY_BACKOFF = 0.5
 # Share of the target one model call may take: wait for the batch in flight, then run.
 MODEL_SHARE = 0.5
 # Grow the size only with this much room left, so that one step does not overshoot.
 HEADROOM = 0.8
-# The delay grows only while the worst request used under this share of the target.
-DELAY_SHARE = 0.5
-DELAY_STEPS = 50
+# Share of one core the process's Python may use (its interpreter lock allows one);
+# what the loop leaves of it goes to model calls. The rest is headroom for bursts.
+CPU_BUDGET = 0.8
+# The weight of each batch in the smoothed rate, CPU share and cost per call.
+SMOOTHING = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedBatch:
+    """What a policy learns from one model call."""
+
+    requests: int
+    full: bool  # the queue held more requests than the batch took
+    model_s: float
+    latency_s: float  # the batch's oldest request's queue wait plus model_s
+    model_cpu_s: float  # the model thread's CPU time for this call
+    since_last_s: float  # wall time since the previous batch finished
+    arrivals: int  # requests submitted since then
+    loop_cpu_s: float  # the event loop thread's CPU time since then
 
 
 class FixedPolicy:
@@ -61,7 +82,7 @@ class FixedPolicy:
         self.size = max_batch_size
         self.delay_s = max_delay_ms / 1000
 
-    def observe(self, full: bool, idle_s: float, model_s: float, latency_s: float) -> None:
+    def observe(self, batch: FinishedBatch) -> None:
         """Fixed settings learn nothing from a batch."""
 
 
@@ -77,28 +98,42 @@ class LatencyTargetPolicy:
         self._limit = float(max_batch_size)  # start where the fixed policy would be
         self.size = max_batch_size
         self.delay_s = 0.0
+        # Smoothed: arrivals per second, the loop's CPU share, the model's CPU per call.
+        self.arrival_rate = 0.0
+        self.loop_share = 0.0
+        self.call_cpu_s = 0.0
 
-    def observe(self, full: bool, idle_s: float, model_s: float, latency_s: float) -> None:
-        """Adjust after a batch that took `model_s` in the model.
+    def observe(self, batch: FinishedBatch) -> None:
+        """Adjust the size limit and the delay after `batch` (the laws above)."""
+        self._adjust_size(batch)
+        self._adjust_delay(batch)
 
-        `full`: the queue held more than the batch took; `idle_s`: how long the model
-        waited since its previous batch; `latency_s`: the batch's oldest request's
-        queue wait plus `model_s`.
-        """
+    def _adjust_size(self, batch: FinishedBatch) -> None:
         model_budget = self.target_s * MODEL_SHARE
-        overloaded = latency_s - model_s > model_s
-        if model_s > model_budget and not overloaded:
+        overloaded = batch.latency_s - batch.model_s > batch.model_s
+        if batch.model_s > model_budget and not overloaded:
             self._limit = max(1.0, self._limit * SIZE_BACKOFF)
-        elif full and (model_s < model_budget * HEADROOM or overloaded):
+        elif batch.full and (batch.model_s < model_budget * HEADROOM or overloaded):
             self._limit = min(float(self.max_batch_size), self._limit + 1)
         self.size = self._sizes[max(0, bisect.bisect_right(self._sizes, self._limit) - 1)]
 
-        step = self.target_s / DELAY_STEPS
-        if latency_s > self.target_s or idle_s > model_s:
-            # A delay of one step or less would be noise that still costs a timer per batch.
-            self.delay_s = self.delay_s * DELAY_BACKOFF if self.delay_s > step else 0.0
-        elif not full and latency_s < self.target_s * DELAY_SHARE:
-            self.delay_s += step
+    def _adjust_delay(self, batch: FinishedBatch) -> None:
+        if batch.since_last_s > 0:
+            self.arrival_rate += SMOOTHING * (batch.arrivals / batch.since_last_s
+                                              - self.arrival_rate)
+            self.loop_share += SMOOTHING * (batch.loop_cpu_s / batch.since_last_s
+                                            - self.loop_share)
+        self.call_cpu_s += SMOOTHING * (batch.model_cpu_s - self.call_cpu_s)
+        ceiling = max(0.0, self.target_s * MODEL_SHARE - batch.model_s)
+        if self.arrival_rate <= 0:
+            self.delay_s = 0.0
+            return
+        spare = CPU_BUDGET - self.loop_share
+        rows = (self.arrival_rate * self.call_cpu_s / spare if spare > 0
+                else float("inf"))
+        # Requests that arrive while a call runs join the next one anyway.
+        gather_s = (rows - 1) / self.arrival_rate - batch.model_s
+        self.delay_s = min(ceiling, max(0.0, gather_s))
 
 
 def policy_for(settings: ServingSettings) -> FixedPolicy | LatencyTargetPolicy:

@@ -22,7 +22,8 @@ than the bound a plain FIFO queue: bench/RESULTS.md, "Priorities beside bulk sco
 
 The size limit and the delay come from a policy (serving/batch_policy.py): fixed
 `max_batch_size` / `max_delay_ms`, or adapted to `latency_target_ms` from each batch's
-model time and its requests' latency (queue wait + model time).
+model time, its requests' latency (queue wait + model time), the arrival rate and the
+CPU time of the event loop and the model thread.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.batch_policy import FixedPolicy, LatencyTargetPolicy
-from serving.metrics import BATCH_DELAY, BATCH_LIMIT, BATCH_ROWS, QUEUE_DEPTH, REJECTED
+from serving.batch_policy import FinishedBatch, FixedPolicy, LatencyTargetPolicy
+from serving.metrics import BATCH_DELAY, BATCH_LIMIT, BATCH_ROWS, LOOP_LAG, QUEUE_DEPTH, REJECTED
 from serving.runtime import Columns, ModelRuntime, check_rows
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class Batcher:
                         Priority.LOW: deque[PendingRequest]()}
         self._queued_rows = 0
         self._admitted = 0
+        self._arrivals = 0  # requests submitted since the last batch finished
         self._low_led_last = False  # the last batch was led by an overdue low request
         self._newest_runtime: ModelRuntime | None = None
         self._wakeup: asyncio.Future[None] | None = None
@@ -128,6 +131,7 @@ class Batcher:
         boundary = runtime is not self._newest_runtime
         self._newest_runtime = runtime
         self._admitted += 1
+        self._arrivals += 1
         self._queues[priority].append(request)
         self._queued_rows += rows
         if self._wakeup is not None and not self._wakeup.done() and (
@@ -143,28 +147,32 @@ class Batcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        idle_since = loop.time()
+        last_done, last_loop_cpu = time.monotonic(), time.thread_time()
         while True:
             await self._wait_for_batch(loop)
             batch = self._take_batch(loop.time())
             if not batch:
                 continue
             full = self._queued_requests() > 0
-            started = loop.time()
+            # time.monotonic for the model's time and the loop's lag: uvloop's clock
+            # (loop.time) counts whole milliseconds.
+            started = time.monotonic()
             try:
-                outputs = await loop.run_in_executor(self._executor, _predict, batch)
+                call = await loop.run_in_executor(self._executor, _predict, batch)
             except Exception as error:  # every caller of this batch, and no other, sees it
                 log.exception("model call failed for a batch of %d requests", len(batch))
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(error)
-                idle_since = loop.time()
                 continue
-            finished = loop.time()
-            self.policy.observe(full, started - idle_since, finished - started,
-                                finished - min(request.arrival for request in batch))
-            idle_since = finished
-            for request, output in zip(batch, outputs, strict=True):
+            now, loop_cpu = time.monotonic(), time.thread_time()  # this runs on the loop
+            LOOP_LAG.observe(now - call.done_at)
+            self.policy.observe(FinishedBatch(
+                len(batch), full, call.done_at - started,
+                loop.time() - min(request.arrival for request in batch), call.cpu_s,
+                now - last_done, self._arrivals, loop_cpu - last_loop_cpu))
+            last_done, last_loop_cpu, self._arrivals = now, loop_cpu, 0
+            for request, output in zip(batch, call.outputs, strict=True):
                 if not request.future.done():
                     request.future.set_result(output)
 
@@ -235,8 +243,18 @@ class Batcher:
         return sum(len(queue) for queue in self._queues.values())
 
 
-def _predict(batch: list[PendingRequest]) -> list[dict[str, np.ndarray]]:
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """Each request's outputs, when the call finished (time.monotonic) and its CPU time."""
+
+    outputs: list[dict[str, np.ndarray]]
+    done_at: float
+    cpu_s: float
+
+
+def _predict(batch: list[PendingRequest]) -> ModelCall:
     """Runs in the model thread: join the callers' rows, predict, split them back."""
+    cpu_start = time.thread_time()
     runtime = batch[0].runtime
     if len(batch) == 1:
         columns = batch[0].columns
@@ -254,7 +272,7 @@ def _predict(batch: list[PendingRequest]) -> list[dict[str, np.ndarray]]:
         stop = start + request.rows
         results.append({name: value[start:stop] for name, value in outputs.items()})
         start = stop
-    return results
+    return ModelCall(results, time.monotonic(), time.thread_time() - cpu_start)
 
 
 def _expire(future: asyncio.Future) -> None:

@@ -32,6 +32,11 @@ BATCH_LIMIT = Gauge("mlpipe_serving_batch_limit_rows",
                     "Rows a batch may hold now (fixed, or chosen for latency_target_ms)")
 BATCH_DELAY = Gauge("mlpipe_serving_batch_delay_seconds",
                     "How long a batch may wait for company now (fixed, or chosen)")
+LOOP_LAG = Histogram(
+    "mlpipe_serving_event_loop_lag_seconds",
+    "How late the event loop took up each finished batch: the backlog of unread requests",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+)
 REJECTED = Counter(
     "mlpipe_serving_rejected", "Requests refused without running the model, by reason",
     ["reason"],

@@ -23,11 +23,12 @@ SIZES = (1, 2, 4, 8, 16)
 
 class Recorder:
     """Multiplies `x` by `factor`; fails on a poison value; can be slowed down per call
-    and per (padded) row, or made to drop a row."""
+    and per (padded) row, made to burn CPU per call, or made to drop a row."""
 
     def __init__(self, delay_s: float = 0.0, factor: float = 2.0) -> None:
         self.delay_s = delay_s
         self.row_cost_s = 0.0
+        self.spin_s = 0.0  # CPU burnt per call, where delay_s and row_cost_s sleep
         self.factor = factor
         self.calls: list[np.ndarray] = []
         self.drop_row = False
@@ -38,6 +39,9 @@ class Recorder:
         with self.lock:
             self.calls.append(x.copy())
         time.sleep(self.delay_s + self.row_cost_s * len(x))
+        busy_until = time.perf_counter() + self.spin_s
+        while time.perf_counter() < busy_until:
+            pass
         if (x == -1).any():
             raise ValueError("poison row")
         out = x * self.factor
@@ -330,12 +334,12 @@ def test_an_overloaded_low_level_delays_a_high_request_by_at_most_one_batch() ->
 
 
 def test_latency_target_backs_off_when_the_model_slows_and_grows_with_headroom() -> None:
-    """24 clients in a closed loop; the model costs 1 ms plus 0.5 ms per padded row.
+    """Clients in a closed loop; the model costs 1 ms plus 0.5 ms per padded row.
 
     With a 20 ms target one call may take 10 ms (a request can wait for the call in
-    flight, then run in its own): 24 rows padded to 32 take 17 ms, so the limit backs
-    off to 16 (9 ms). Then the model gets ten times faster and the limit climbs back
-    until the 24 requests fit in one call (32)."""
+    flight, then run in its own): 24 clients' rows padded to 32 take 17 ms, so the limit
+    backs off to 16 (9 ms). Then the model gets ten times faster and 48 clients keep
+    more rows queued than a batch takes: the limit climbs back past 32."""
     recorder = Recorder(delay_s=0.001)
     recorder.row_cost_s = 0.0005
     sizes = (1, 2, 4, 8, 16, 32, 64)
@@ -355,21 +359,22 @@ def test_latency_target_backs_off_when_the_model_slows_and_grows_with_headroom()
         slow_limit = policy.size
         recorder.row_cost_s = 0.00005
         phase_end = loop.time() + 1.0
-        await asyncio.gather(*(client() for _ in range(24)))
+        await asyncio.gather(*(client() for _ in range(48)))
         await harness.stop()
         return slow_limit, policy.size
 
     slow_limit, fast_limit = run(scenario())
     assert slow_limit <= 16
-    assert fast_limit == 32
+    assert fast_limit >= 32
     calls = [len(call) for call in recorder.calls]
-    assert calls[0] == 32 and 16 in calls and calls.count(32) > 10
+    assert calls[0] == 32 and 16 in calls
+    assert sum(size >= 32 for size in calls[calls.index(16):]) > 10
 
 
 def test_latency_target_keeps_batches_large_under_overload() -> None:
-    """200 clients against a model too slow for any batch size to meet 20 ms: the queue
-    wait dominates, and shrinking batches would only cut throughput, so the limit stays
-    at its maximum."""
+    """200 bulk clients against a model too slow for any batch size to meet 20 ms: the
+    queue wait dominates, and shrinking batches would only cut throughput, so the limit
+    stays at its maximum. (Bulk requests are queued, not refused, past the target.)"""
     recorder = Recorder(delay_s=0.001)
     recorder.row_cost_s = 0.0005
     sizes = (1, 2, 4, 8, 16, 32, 64)
@@ -383,7 +388,7 @@ def test_latency_target_keeps_batches_large_under_overload() -> None:
 
         async def client() -> None:
             while loop.time() < end:
-                await harness.submit(column(1), 1)
+                await harness.submit(column(1), 1, priority=Priority.LOW)
 
         await asyncio.gather(*(client() for _ in range(200)))
         await harness.stop()
@@ -418,21 +423,46 @@ def test_latency_target_drops_the_delay_when_the_model_sits_idle() -> None:
     assert latencies[0] >= 0.02 and latencies[-1] < 0.01
 
 
-def test_latency_target_grows_the_delay_toward_the_model_time_under_load() -> None:
-    """A request every 2 ms against a 10 ms model: the model would run back to back on
-    tiny batches, so the delay grows until gathering takes about as long as computing."""
-    recorder = Recorder(delay_s=0.01)
-    policy = LatencyTargetPolicy(200, 64, (1, 2, 4, 8, 16, 32, 64))
+def test_latency_target_waits_while_the_event_loop_is_busy_and_not_when_it_is_idle() -> None:
+    """A request every 2 ms against a model that burns 1 ms of CPU per call. While a task
+    keeps the event loop busy 80% of the time (as parsing many requests does), model
+    calls would take CPU the loop needs, so the delay grows to gather fewer, larger
+    calls, up to T/2 - m; once the loop is idle the delay goes back to zero."""
+    recorder = Recorder()
+    recorder.spin_s = 0.001
+    policy = LatencyTargetPolicy(50, 64, (1, 2, 4, 8, 16, 32, 64))
 
-    async def scenario() -> None:
+    async def scenario() -> tuple[float, float]:
         harness = make_batcher(recorder, policy=policy, sizes=(1, 2, 4, 8, 16, 32, 64))
         harness.start()
-        pending = []
-        for _ in range(750):
-            pending.append(asyncio.ensure_future(harness.submit(column(1), 1)))
-            await asyncio.sleep(0.002)
-        await asyncio.gather(*pending)
-        await harness.stop()
+        loop = asyncio.get_running_loop()
+        hogging = True
 
-    run(scenario())
-    assert 0.004 <= policy.delay_s <= 0.03
+        async def hog() -> None:
+            while hogging:
+                busy_until = time.perf_counter() + 0.004
+                while time.perf_counter() < busy_until:
+                    pass
+                await asyncio.sleep(0.001)
+
+        async def phase(seconds: float) -> None:
+            """Open loop: every request due by now is sent, however late the loop woke."""
+            pending, start = [], loop.time()
+            while (now := loop.time()) < start + seconds:
+                while len(pending) * 0.002 <= now - start:
+                    pending.append(asyncio.ensure_future(harness.submit(column(1), 1)))
+                await asyncio.sleep(0.002)
+            await asyncio.gather(*pending)
+
+        hog_task = asyncio.ensure_future(hog())
+        await phase(1.0)
+        busy_delay = policy.delay_s
+        hogging = False
+        await hog_task
+        await phase(1.0)
+        await harness.stop()
+        return busy_delay, policy.delay_s
+
+    busy_delay, idle_delay = run(scenario())
+    assert 0.01 <= busy_delay <= 0.025  # at most T/2 - m: the wait, one batch, its own
+    assert idle_delay <= 0.002
