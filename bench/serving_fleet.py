@@ -1,7 +1,7 @@
 """Serving as a fleet: balancing policies, request priorities, latency-target batching.
 
     python -m bench.serving_fleet [--quick] [--model models:/flight-delay-mlp@champion]
-        [--tracking-uri URI] [--replicas 3] [--slow-cpus 0.25] [--replot]
+        [--tracking-uri URI] [--replicas 3] [--slow-cpus 0.25] [--replot] [--sweep]
 
 On this machine, N replicas (default 3) of the model, one of them slow: held to
 `--slow-cpus` CPUs by a cgroup CPU quota (serving/fleet/handicap.py; CFS, 100 ms period,
@@ -33,8 +33,9 @@ due time, every request bounded by a 5 s timeout (sent along as `x-request-timeo
    summed over the Poisson sweep.
 
 Writes bench/out/serving-fleet-results.json, bench/out/serving-fleet-table.md and the plot
-bench/serving_fleet.png. About 12-13 minutes on the busy machine; `--quick` about 4-5 (shorter
-points, fewer loads).
+bench/serving_fleet.png; `--sweep` runs 4 alone (and the one-server priorities of 3) and
+prints its table, results in bench/out/serving-sweep-results.json. About 12-13 minutes on
+the busy machine; `--quick` about 4-5 (shorter points, fewer loads).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ log = logging.getLogger("bench.serving_fleet")
 BENCH_DIR = Path(__file__).resolve().parent
 OUT = BENCH_DIR / "out"
 RESULTS = OUT / "serving-fleet-results.json"
+SWEEP_RESULTS = OUT / "serving-sweep-results.json"
 FLIGHT_MODEL = "models:/flight-delay-mlp@champion"
 SLO_MS = 50.0
 CLIENT_TIMEOUT_S = 5.0
@@ -312,9 +314,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="CPU quota of the slow replica (CPUs), the handicap")
     parser.add_argument("--replot", action="store_true",
                         help="redraw the plot and table from the last results, measure nothing")
+    parser.add_argument("--sweep", action="store_true",
+                        help="only part 4 and the one-server priorities (~7 minutes); "
+                             f"results in {SWEEP_RESULTS.name}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from bench.serving_fleet_report import report
+    from bench.serving_fleet_report import report, sweep_report
 
     if args.replot:
         report(json.loads(RESULTS.read_text()))
@@ -332,12 +337,13 @@ def main(argv: list[str] | None = None) -> None:
                "handicap": asdict(handicap), "slo_ms": SLO_MS, "high_share": HIGH_SHARE,
                "started_utc":
                time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))}
-    results["fleet"] = measure_fleet(model, settings, handicap, plan, env)
+    if not args.sweep:
+        results["fleet"] = measure_fleet(model, settings, handicap, plan, env)
     results["single"] = measure_single(model, settings, plan, env)
     results["load_average"] = {"before": load_before, "after": os.getloadavg()}
     results["minutes"] = round((time.time() - started) / 60, 1)
-    RESULTS.write_text(json.dumps(results, indent=1))
-    report(results)
+    (SWEEP_RESULTS if args.sweep else RESULTS).write_text(json.dumps(results, indent=1))
+    (sweep_report if args.sweep else report)(results)
 
 
 if __name__ == "__main__":

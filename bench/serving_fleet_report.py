@@ -96,9 +96,18 @@ def table(results: dict) -> str:
                          f"{point['offered_rps']:,.0f} | {_latencies(high)} | "
                          f"{_latencies(low)} | {100 * point['good_share']:.1f}% | "
                          f"{100 * point['rate_503']:.1f}% |")
-    lines += ["", "Latency target against fixed batch delays (single servers, same loads):", "",
-              "| load | config | offered/s | p50 / p99 / p99.9 (ms) | goodput <= SLO | "
-              "mean batch |", "|---|---|---|---|---|---|"]
+    lines += ["", *sweep_lines(single)]
+    before, after = results["load_average"]["before"][0], results["load_average"]["after"][0]
+    lines.append(f"\n1-minute load average before / after: {before:.1f} / {after:.1f}")
+    return "\n".join(lines)
+
+
+def sweep_lines(single: dict) -> list[str]:
+    """The latency target against the fixed delays: a row per load and configuration, and
+    the goodput each summed over the Poisson loads."""
+    lines = ["Latency target against fixed batch delays (single servers, same loads):", "",
+             "| load | config | offered/s | p50 / p99 / p99.9 (ms) | goodput <= SLO | "
+             "mean batch |", "|---|---|---|---|---|---|"]
     order = single["configs"]
     for point in sorted(single["points"], key=lambda p: (p.get("arrivals", "poisson") != "poisson",
                                                           p["load"], order.index(p["config"]))):
@@ -109,14 +118,23 @@ def table(results: dict) -> str:
     totals = sweep_totals(_poisson(single["points"]))
     fixed = {name: good for name, good in totals.items() if name.startswith("fixed")}
     best, worst = max(fixed, key=fixed.get), min(fixed, key=fixed.get)
-    lines += ["", "Goodput summed over the Poisson sweep (200s within the SLO per second, all "
-              "loads): "
-              + ", ".join(f"{name} {good:,.0f}" + (" (best fixed)" if name == best else
-                                                    " (worst fixed)" if name == worst else "")
-                          for name, good in totals.items())]
+    summed = ", ".join(f"{name} {good:,.0f}" + (" (best fixed)" if name == best else
+                                                 " (worst fixed)" if name == worst else "")
+                       for name, good in totals.items())
+    return [*lines, "", "Goodput summed over the Poisson sweep (200s within the SLO per "
+            f"second, all loads): {summed}"]
+
+
+def sweep_report(results: dict) -> None:
+    """Print the single-server sweep of `python -m bench.serving_fleet --sweep`."""
+    single = results["single"]
     before, after = results["load_average"]["before"][0], results["load_average"]["after"][0]
-    lines.append(f"\n1-minute load average before / after: {before:.1f} / {after:.1f}")
-    return "\n".join(lines)
+    print("\n".join([
+        f"Model: {results['model']}; SLO {results['slo_ms']:g} ms; started "
+        f"{results['started_utc']}, {results['minutes']} min; 1-minute load average before / "
+        f"after: {before:.1f} / {after:.1f}.", "",
+        f"Capacity of one server ({single['default']}): "
+        f"**{single['capacity']['capacity_rps']:,.0f}/s**.", "", *sweep_lines(single)]))
 
 
 def sweep_totals(points: list[dict]) -> dict[str, float]:
