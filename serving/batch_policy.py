@@ -65,7 +65,6 @@ SMOOTHING = 0.1
 class FinishedBatch:
     """What a policy learns from one model call."""
 
-    requests: int
     full: bool  # the queue held more requests than the batch took
     model_s: float
     latency_s: float  # the batch's oldest request's queue wait plus model_s

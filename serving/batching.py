@@ -168,7 +168,7 @@ class Batcher:
             now, loop_cpu = time.monotonic(), time.thread_time()  # this runs on the loop
             LOOP_LAG.observe(now - call.done_at)
             self.policy.observe(FinishedBatch(
-                len(batch), full, call.done_at - started,
+                full, call.done_at - started,
                 loop.time() - min(request.arrival for request in batch), call.cpu_s,
                 now - last_done, self._arrivals, loop_cpu - last_loop_cpu))
             last_done, last_loop_cpu, self._arrivals = now, loop_cpu, 0

@@ -430,7 +430,7 @@ def test_latency_target_waits_while_the_event_loop_is_busy_and_not_when_it_is_id
 
     def settle(loop_share: float) -> float:
         for _ in range(200):  # a batch every 10 ms, five requests each
-            policy.observe(FinishedBatch(requests=5, full=False, model_s=0.001,
+            policy.observe(FinishedBatch(full=False, model_s=0.001,
                                          latency_s=0.005, model_cpu_s=0.001,
                                          since_last_s=0.01, arrivals=5,
                                          loop_cpu_s=loop_share * 0.01))
