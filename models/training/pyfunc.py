@@ -7,7 +7,9 @@ themselves and want the speed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,22 +73,27 @@ class CompiledForward:
 
     ``predict_on_batch`` rebuilds Keras' predict machinery on every call and a
     ``tf.function`` binds its arguments in Python; the concrete function's flat entry,
-    called with tensors in a fixed order, costs what the layers cost. The signature leaves the
-    batch axis free, so the graph is traced once (on first use) for every batch size.
+    called with tensors in a fixed order, costs what the layers cost. Converting each
+    numpy input to a tensor costs as much again for a model with many small inputs (the
+    flight MLP has one per categorical), so inputs of one dtype travel packed side by
+    side in one tensor, which the graph splits back into the model's inputs: one
+    conversion per dtype. The signature leaves the batch axis free, so the graph is
+    traced once (on first use) for every batch size.
     """
 
     def __init__(self, model: keras.Model, *, jit_compile: bool) -> None:
         import tensorflow as tf
 
-        self._specs = [tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name)
-                       for tensor in model.inputs]
-        names = [spec.name for spec in self._specs]
+        self._packs = _packs(model.inputs)
+        specs = [tf.TensorSpec(pack.shape, pack.dtype, name=pack.name) for pack in self._packs]
 
         def call(*tensors: tf.Tensor) -> tf.Tensor:
-            return model(dict(zip(names, tensors, strict=True)), training=False)
+            named = {}
+            for pack, tensor in zip(self._packs, tensors, strict=True):
+                named.update(pack.unpack(tensor))
+            return model(named, training=False)
 
-        self._function = tf.function(call, input_signature=self._specs,
-                                     jit_compile=jit_compile)
+        self._function = tf.function(call, input_signature=specs, jit_compile=jit_compile)
         self._concrete: Callable | None = None
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -94,9 +101,75 @@ class CompiledForward:
 
         if self._concrete is None:
             self._concrete = self._function.get_concrete_function()
-        tensors = [tf.constant(np.asarray(inputs[spec.name], dtype=spec.dtype.as_numpy_dtype))
-                   for spec in self._specs]
+        tensors = [tf.constant(pack.pack(inputs)) for pack in self._packs]
         return call_flat(self._concrete, tensors).numpy()
+
+
+@dataclass(frozen=True)
+class _Pack:
+    """Model inputs of one dtype as the columns of one ``(rows, width)`` tensor; an input
+    alone in its pack travels as it is."""
+
+    dtype: Any  # tf.DType
+    names: tuple[str, ...]
+    row_shapes: tuple[tuple[int | None, ...], ...]
+
+    @property
+    def name(self) -> str:
+        return self.names[0] if len(self.names) == 1 else f"packed_{self.dtype.name}"
+
+    @property
+    def shape(self) -> tuple[int | None, ...]:
+        if len(self.names) == 1:
+            return (None, *self.row_shapes[0])
+        return (None, sum(self._widths))
+
+    @property
+    def _widths(self) -> list[int]:
+        return [math.prod(shape) for shape in self.row_shapes]
+
+    def pack(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The inputs flattened per row and laid side by side, in the pack's dtype."""
+        dtype = self.dtype.as_numpy_dtype
+        if len(self.names) == 1:
+            return np.asarray(inputs[self.names[0]], dtype=dtype)
+        columns = [np.asarray(inputs[name]) for name in self.names]
+        rows = len(columns[0])
+        return np.concatenate(
+            [column.reshape(rows, width) for column, width in zip(columns, self._widths,
+                                                                  strict=True)],
+            axis=1, dtype=dtype, casting="same_kind")
+
+    def unpack(self, tensor: Any) -> dict[str, Any]:
+        """In the graph: the packed tensor's columns back into the named inputs."""
+        import tensorflow as tf
+
+        if len(self.names) == 1:
+            return {self.names[0]: tensor}
+        pieces = tf.split(tensor, self._widths, axis=1)
+        return {name: tf.reshape(piece, (-1, *shape))
+                for name, piece, shape in zip(self.names, pieces, self.row_shapes, strict=True)}
+
+
+def _packs(model_inputs: list) -> list[_Pack]:
+    """The model's inputs grouped by dtype, in order of first appearance.
+
+    An input whose per-row shape is not fully known (a sequence of free length) cannot
+    share a tensor with others, so it travels alone.
+    """
+    import tensorflow as tf
+
+    groups: dict[Any, list[tuple[str, tuple]]] = {}
+    packs = []
+    for tensor in model_inputs:
+        dtype, shape = tf.as_dtype(tensor.dtype), tuple(tensor.shape[1:])
+        if any(dim is None for dim in shape):
+            packs.append(_Pack(dtype, (tensor.name,), (shape,)))
+        else:
+            groups.setdefault(dtype, []).append((tensor.name, shape))
+    return [_Pack(dtype, tuple(name for name, _ in members),
+                  tuple(shape for _, shape in members))
+            for dtype, members in groups.items()] + packs
 
 
 def call_flat(concrete: Any, tensors: list) -> Any:
