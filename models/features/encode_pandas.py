@@ -32,6 +32,7 @@ DAY_NS = 24 * HOUR_NS
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Spark's weekday() and pandas count Monday = 0
 NAT = np.iinfo(np.int64).min
 _TEXT_TYPES = {str, type(None)}
+_OBJECT, _DATETIME, _FLOAT64 = np.dtype(object), np.dtype("datetime64[ns]"), np.dtype(np.float64)
 _CALENDAR = {"hour": 24, "dow": 7, "month": 13}  # month codes are indexed 1..12
 HASH_MEMO_SIZE = 1 << 16  # distinct values whose bucket a hashed column remembers
 
@@ -102,13 +103,14 @@ class SpecEncoder:
         codes += [self._hash_codes(h.column, h.buckets, fields[h.column])
                   for h in self.spec.hashed]
         n = rows.pop()
-        cat_indices = np.stack(codes, axis=1)
+        # Built (c, n) and viewed as (n, c): one copy, and each input's codes contiguous.
+        cat_indices = np.array(codes, dtype=np.int32).reshape(len(codes), n).T
 
         values = {**fields, **derived}
         q, m = len(self.spec.numeric), len(self.spec.missing)
         numeric = np.empty((n, q + m), dtype=np.float64)
         if q:
-            x = np.stack([values[num.name] for num in self.spec.numeric], axis=1)
+            x = np.array([values[num.name] for num in self.spec.numeric]).reshape(q, n).T
             numeric[:, :q] = np.where(np.isnan(x), 0.0, (x - self._means) / self._stds)
         for k, indicator in enumerate(self.spec.missing):
             numeric[:, q + k] = np.isnan(values[indicator.column])
@@ -200,6 +202,12 @@ def _coerce(values: Any, dtype: str) -> np.ndarray:
     conversions, which define the semantics (``astype("string")``, ``to_datetime``,
     ``to_numeric(errors="coerce")``).
     """
+    if type(values) is np.ndarray and values.ndim == 1:  # what the server decodes
+        if dtype == "string":
+            if values.dtype == _OBJECT and set(map(type, values)) <= _TEXT_TYPES:
+                return values
+        elif values.dtype == (_DATETIME if dtype.startswith("datetime") else _FLOAT64):
+            return values
     array = np.asarray(values)
     if dtype == "string":
         array = array.astype(object, copy=False).reshape(-1)
