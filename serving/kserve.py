@@ -9,7 +9,6 @@ decoding bound.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from serving.tensors import (
     check_shape,
     complete_columns,
     datetimes_as_text,
+    dump_json,
     kserve_datatype,
     parse_json,
     to_array,
@@ -118,7 +118,7 @@ def encode_response(request: InferRequest, outputs: dict[str, np.ndarray], model
                                 "outputs": described}
     if request.request_id is not None:
         document["id"] = request.request_id
-    header = json.dumps(document).encode()
+    header = dump_json(document)
     if not blobs:
         return header, {}
     return b"".join([header, *blobs]), {"Inference-Header-Content-Length": str(len(header))}

@@ -8,7 +8,6 @@ pandas DataFrame per request: the batch builds one for the whole batch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from itertools import chain
 from operator import itemgetter
@@ -25,6 +24,7 @@ from serving.tensors import (
     check_shape,
     complete_columns,
     datetimes_as_text,
+    dump_json,
     parse_json,
     to_array,
 )
@@ -71,7 +71,7 @@ def encode_response(outputs: dict[str, np.ndarray]) -> bytes:
         predictions: Any = next(iter(lists.values()))
     else:
         predictions = [dict(zip(lists, row, strict=True)) for row in zip(*lists.values())]
-    return json.dumps({"predictions": predictions}).encode()
+    return dump_json({"predictions": predictions})
 
 
 def _plain_columns(raw: dict, inputs: tuple[TensorSpec, ...]) -> dict[str, np.ndarray]:

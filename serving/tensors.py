@@ -48,18 +48,49 @@ def parse_json(body: bytes) -> object:
     """The JSON document of a request body, or InvalidInput.
 
     orjson parses numbers an order of magnitude faster than the standard library,
-    which is what a many-row JSON request costs. What it refuses but the standard
-    library reads (NaN and Infinity literals, numbers beyond a double's range, UTF-16
-    bodies) is read by the standard library, so every body accepted before still is.
+    which is what a many-row JSON request costs. It refuses NaN literals, which
+    Python clients write for a missing number (`json.dumps` of a float NaN, MLflow's
+    logged input examples): those are read as null, the missing value they stand for
+    (`NaN` is replaced outside strings, which can be told apart exactly in a body
+    without backslash escapes). What orjson still refuses but the standard library
+    reads (Infinity, numbers beyond a double's range, UTF-16 bodies, NaN beside
+    escapes) is read by the standard library, so every body accepted before still is.
     """
+    # Tried first: a failed orjson parse costs more than the check (an exception).
+    candidate = _nan_as_null(body) if b"NaN" in body and b"\\" not in body else body
     try:
-        return orjson.loads(body)
+        return orjson.loads(candidate)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_null_for_nan)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInput(f"body: invalid JSON ({error})") from None
+
+
+def dump_json(document: object) -> bytes:
+    """A response body: orjson, whose output matches the standard library's but for
+    NaN, which it writes as null, the only spelling of a missing number that JSON has."""
+    return orjson.dumps(document)
+
+
+def _nan_as_null(body: bytes) -> bytes:
+    """`NaN` outside strings spelled `null`. The body must hold no backslash: then every
+    quote opens or closes a string, and a NaN is outside when an even number precede it."""
+    pieces, start, quotes = [], 0, 0
+    at = body.find(b"NaN")
+    while at >= 0:
+        quotes += body.count(b'"', start, at)
+        pieces += (body[start:at], b"null" if quotes % 2 == 0 else b"NaN")
+        start = at + 3
+        at = body.find(b"NaN", start)
+    pieces.append(body[start:])
+    return b"".join(pieces)
+
+
+def _null_for_nan(constant: str) -> float | None:
+    """NaN reads as null (see parse_json); the infinities stay numbers."""
+    return None if constant == "NaN" else float(constant)
 
 
 def travels_as_bytes(dtype: np.dtype) -> bool:

@@ -11,6 +11,7 @@ from serving.tensors import (
     InvalidInput,
     complete_columns,
     datetimes_as_text,
+    dump_json,
     kserve_datatype,
     parse_json,
     to_array,
@@ -66,11 +67,34 @@ def test_optional_inputs_may_be_left_out_required_ones_not() -> None:
 
 def test_bodies_the_standard_json_module_reads_still_parse() -> None:
     """orjson refuses NaN literals, numbers past a double and UTF-16; those still parse."""
-    assert np.isnan(parse_json(b'{"x": NaN}')["x"])
     assert parse_json(b'{"x": 1' + b"0" * 400 + b"}")["x"] == 10**400
     assert parse_json('{"x": [1.5]}'.encode("utf-16")) == {"x": [1.5]}
+    assert parse_json(b'{"x": [-Infinity, Infinity]}') == {"x": [-np.inf, np.inf]}
     with pytest.raises(InvalidInput, match="invalid JSON"):
         parse_json(b'{"x": ')
+
+
+@pytest.mark.parametrize("body", [
+    b'{"x": NaN, "NaN": "NaN", "y": [1, NaN], "z": "a NaN, b"}',
+    b'{"x":NaN,"NaN":"NaN","y":[1,NaN],"z":"a NaN, b"}',
+    # Escapes: the standard library reads it, with the same meaning.
+    b'{"x": NaN, "NaN": "NaN", "y": [1, NaN], "z": "a NaN, b", "w": "\\"NaN\\""}',
+])
+def test_nan_literals_read_as_missing_and_text_stays_as_it_is(body: bytes) -> None:
+    document = parse_json(body)
+    assert document["x"] is None and document["y"] == [1, None]
+    assert document["NaN"] == "NaN" and document["z"] == "a NaN, b"
+    assert document.get("w", '"NaN"') == '"NaN"'
+
+
+@pytest.mark.parametrize("body", [b'{"x": NaNa}', b'{"x": -NaN}', b'{"x": "NaN}'])
+def test_a_broken_nan_is_still_invalid_json(body: bytes) -> None:
+    with pytest.raises(InvalidInput, match="invalid JSON"):
+        parse_json(body)
+
+
+def test_responses_write_a_missing_number_as_null() -> None:
+    assert dump_json({"predictions": [0.5, float("nan")]}) == b'{"predictions":[0.5,null]}'
 
 
 def test_plain_dates_parse_as_pandas_reads_them() -> None:
