@@ -439,3 +439,43 @@ def test_latency_target_waits_while_the_event_loop_is_busy_and_not_when_it_is_id
     assert settle(0.8) == pytest.approx(0.024)
     assert settle(0.7) == pytest.approx(0.007)
     assert settle(0.05) == 0.0
+
+
+class RecordingPolicy(FixedPolicy):
+    """The fixed settings, keeping every batch the batcher reports."""
+
+    def __init__(self, max_batch_size: int, max_delay_ms: float) -> None:
+        super().__init__(max_batch_size, max_delay_ms)
+        self.batches: list[FinishedBatch] = []
+
+    def observe(self, batch: FinishedBatch) -> None:
+        self.batches.append(batch)
+
+
+def test_the_batcher_reports_each_batch_s_time_cpu_and_arrivals_to_the_policy() -> None:
+    """What the latency target steers by, measured by the batcher: a model that sleeps
+    30 ms takes time but no CPU; requests that arrive while the event loop computes
+    count as arrivals, and that computing as the loop's CPU; a full queue is `full`."""
+    recorder = Recorder(delay_s=0.03)
+    policy = RecordingPolicy(max_batch_size=2, max_delay_ms=0)
+
+    async def scenario() -> None:
+        harness = make_batcher(recorder, policy=policy)
+        harness.start()
+        await asyncio.gather(*(harness.submit(column(i), 1) for i in range(3)))
+        busy_until = time.thread_time() + 0.05  # the loop's own work between batches
+        while time.thread_time() < busy_until:
+            pass
+        await harness.submit(column(9), 1)
+        await harness.stop()
+
+    run(scenario())
+    first, second, third = policy.batches
+    assert [first.full, second.full, third.full] == [True, False, False]
+    assert first.arrivals == 3 and second.arrivals == 0 and third.arrivals == 1
+    for batch in policy.batches:
+        assert batch.model_s >= 0.03 and batch.model_cpu_s < 0.01
+        assert batch.latency_s >= batch.model_s
+    assert second.latency_s >= first.model_s + second.model_s  # it waited for the first
+    assert third.loop_cpu_s >= 0.05 and third.since_last_s >= 0.05
+    assert first.loop_cpu_s < 0.05
