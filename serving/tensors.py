@@ -69,8 +69,10 @@ def parse_json(body: bytes) -> object:
 
 
 def dump_json(document: object) -> bytes:
-    """A response body: orjson, whose output matches the standard library's but for
-    NaN, which it writes as null, the only spelling of a missing number that JSON has."""
+    """A response body, written by orjson: compact, every finite number with the digits
+    that read back as the same double, and NaN and the infinities as null, since JSON
+    has no spelling for them (the standard library writes `NaN` and `Infinity`, which
+    strict parsers refuse). Binary KServe outputs carry non-finite values exactly."""
     return orjson.dumps(document)
 
 

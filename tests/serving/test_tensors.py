@@ -93,8 +93,11 @@ def test_a_broken_nan_is_still_invalid_json(body: bytes) -> None:
         parse_json(body)
 
 
-def test_responses_write_a_missing_number_as_null() -> None:
-    assert dump_json({"predictions": [0.5, float("nan")]}) == b'{"predictions":[0.5,null]}'
+def test_responses_write_non_finite_numbers_as_null_and_finite_ones_exactly() -> None:
+    values = [0.1, 1e-05, 1.2345678901234568e17, float("nan"), float("inf"), -float("inf")]
+    body = dump_json({"predictions": values})
+    assert body.startswith(b'{"predictions":[') and body.endswith(b",null,null,null]}")
+    assert parse_json(body)["predictions"][:3] == values[:3]
 
 
 def test_plain_dates_parse_as_pandas_reads_them() -> None:
