@@ -27,11 +27,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.processes import free_port
 from bench.servers import ServerSpec, running
+from lab.handicap import cpu_quota_prefix, join, remove_group
+from pipelines.services.processes import free_port
 from serving.fleet import Fleet
 from serving.fleet.balancer import Balancer
-from serving.fleet.handicap import cpu_quota_prefix, join, remove_group
 from serving.fleet.haproxy_config import Server, render_config
 from serving.settings import ServingSettings
 

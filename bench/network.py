@@ -1,11 +1,11 @@
 """Parallelization across emulated networks: allreduce alpha-beta fits, training steps, cost model.
 
 ``python -m bench.network`` (``mlpipe bench network``; ``--quick`` for a few minutes)
-brings up a two-host emulated cluster (``pipelines.netlab``, prefix ``mlpbench``, always
+brings up a two-host emulated cluster (``lab.netlab``, prefix ``mlpbench``, always
 torn down), then
 
 1. times Horovod allreduces of 1 KB..64 MB per link profile with Gloo and with MPI
-   (``pipelines.netlab.allreduce``) and fits ``t = 2(p-1)alpha + 2(p-1)/p·n·beta``;
+   (``lab.netlab.allreduce``) and fits ``t = 2(p-1)alpha + 2(p-1)/p·n·beta``;
 2. times training steps of the MLP and the LSTM (the project's ``Trainer``) on one host
    and across both hosts per profile, with and without fp16 compression, fusion
    threshold 0 and 64 MB; each rank also times a step without the allreduce, on the
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import network_regression
-from models.training import cost_model as cm
+from lab import cost_model as cm
 
 log = logging.getLogger("bench.network")
 
@@ -117,11 +117,11 @@ def train_worker(model_name: str, profiles: list[str], prefix: str, steps: int,
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
+    from lab.netlab.namespaces import find_cluster
+    from lab.netlab.profiles import apply_profile
     from models.training.device import set_threads
     from models.training.loop import Trainer, make_optimizer
     from models.training.problems import PROBLEMS
-    from pipelines.netlab.namespaces import find_cluster
-    from pipelines.netlab.profiles import apply_profile
 
     hvd.init()
     set_threads(1, hvd.local_size())
@@ -171,7 +171,7 @@ def train_worker(model_name: str, profiles: list[str], prefix: str, steps: int,
 
 
 def measure_allreduce(cluster, settings, sizes: list[int], repeats: int) -> dict[str, Any]:
-    from pipelines.netlab.allreduce import allreduce_times
+    from lab.netlab.allreduce import allreduce_times
 
     measured: dict[str, Any] = {}
     for launcher in ("gloo", "mpi"):
@@ -184,7 +184,7 @@ def measure_allreduce(cluster, settings, sizes: list[int], repeats: int) -> dict
 
 
 def fit_all(allreduce: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    from pipelines.netlab.profiles import PROFILES
+    from lab.netlab.profiles import PROFILES
 
     fits: dict[str, dict[str, dict[str, float]]] = {}
     for launcher, by_profile in allreduce.items():
@@ -200,8 +200,8 @@ def fit_all(allreduce: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]
 
 
 def measure_training(cluster, settings, quick: bool) -> list[dict[str, Any]]:
+    from lab.netlab.launchers import gloo_on_cluster, launch_env
     from models.training.launch import horovod_env, run_command
-    from pipelines.netlab.launchers import gloo_on_cluster, launch_env
 
     steps, chunks = (5, 3) if quick else (10, 7)
     runs = []
@@ -398,8 +398,8 @@ def plot(result: dict[str, Any]) -> list[Path]:
 
 
 def run_all(quick: bool) -> dict[str, Any]:
-    from pipelines.netlab.namespaces import cluster_down, cluster_up
-    from pipelines.netlab.profiles import netem_available
+    from lab.netlab.namespaces import cluster_down, cluster_up
+    from lab.netlab.profiles import netem_available
     from pipelines.platform.config import load_config
     from pipelines.training.horovod import launch_settings
 
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         if hvd.rank() == 0:
             args.out.write_text(json.dumps(result))
         return 0
-    from pipelines.netlab.system import NetlabError
+    from lab.netlab.system import NetlabError
 
     try:
         result = run_all(args.quick)

@@ -1,7 +1,7 @@
 """Our regression against MLlib with executors on two emulated hosts: time and bytes per pass.
 
 Issue 11, item 3. The argument for TSQR (linear) and Newton (logistic) is fewer rounds of
-communication than MLlib's L-BFGS; this measures both sides of it on a ``pipelines.netlab``
+communication than MLlib's L-BFGS; this measures both sides of it on a ``lab.netlab``
 cluster (a Spark standalone master and one one-core worker per host). The driver runs on the
 first host, so every task result from the second host's executor crosses the shaped link.
 
@@ -160,7 +160,7 @@ def fitters(max_iter: int):
 
 def cache_frames(spark, rows: int, features: int, hosts: list[str]) -> dict[str, Any]:
     """Linear and logistic data, cached on the executors; both hosts must hold partitions."""
-    from models.regression.synthetic import make_regression_data
+    from lab.regression_data import make_regression_data
 
     frames = {}
     for family in ("linear", "logistic"):
@@ -178,8 +178,8 @@ def cache_frames(spark, rows: int, features: int, hosts: list[str]) -> dict[str,
 def drive(master: str, driver_host: str, prefix: str, profiles: list[str],
           shapes: list[tuple[int, int]], max_iter: int) -> dict[str, Any]:
     """Fit every method on every shape and profile in one session; profiles are set here."""
-    from pipelines.netlab.namespaces import find_cluster
-    from pipelines.netlab.profiles import apply_profile
+    from lab.netlab.namespaces import find_cluster
+    from lab.netlab.profiles import apply_profile
 
     cluster = find_cluster(prefix)
     spark = build_session(master, driver_host)
@@ -238,8 +238,8 @@ def fit_all(spark, methods: dict[str, Any], frames: dict[str, Any], driver_host:
 
 def measure(cluster, quick: bool, folder: Path | None = None) -> dict[str, Any]:
     """Start Spark on ``cluster``, run the driver on its first host, return its result."""
-    from pipelines.netlab.launchers import launch_env
-    from pipelines.netlab.spark import spark_cluster
+    from lab.netlab.launchers import launch_env
+    from lab.netlab.spark import spark_cluster
 
     repo = HERE.parent
     with tempfile.TemporaryDirectory(prefix="bench-netregr-") as scratch:
@@ -254,7 +254,7 @@ def measure(cluster, quick: bool, folder: Path | None = None) -> dict[str, Any]:
                     "--shapes", *(f"{r}x{d}" for r, d in (QUICK_SHAPES if quick else SHAPES)),
                     "--out", str(out)]),
                     stdout=sink, stderr=subprocess.STDOUT, timeout=900, cwd=repo,
-                    env={**launch_env(cluster), "PYTHONPATH": str(repo)})
+                    env=launch_env(cluster))
             if job.returncode != 0:
                 tail = (work / "driver.log").read_text(errors="replace")[-4000:]
                 raise RuntimeError(f"regression driver failed ({job.returncode}):\n{tail}")
@@ -287,7 +287,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 def run(quick: bool) -> dict[str, Any]:
     """The standalone run: its own cluster (prefix ``mlpregr``), always torn down."""
-    from pipelines.netlab.namespaces import cluster_down, cluster_up
+    from lab.netlab.namespaces import cluster_down, cluster_up
 
     load_before = os.getloadavg()
     cluster = cluster_up(2, PREFIX)
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         result = drive(*args.driver, args.prefix, PROFILES, shapes, args.max_iter)
         args.out.write_text(json.dumps(result, indent=2))
         return 0
-    from pipelines.netlab.system import NetlabError
+    from lab.netlab.system import NetlabError
 
     try:
         result = run(args.quick)

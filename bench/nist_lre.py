@@ -3,30 +3,20 @@
 Every dataset is fitted with its rows spread over 4 partitions. Printed per set: the smallest LRE
 over the estimates (B0..Bk) and over their standard deviations, and the residual SD's LRE.
 
-    .venv/bin/python bench/nist_lre.py
+    .venv/bin/python -m bench.nist_lre
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
+from pyspark.ml.regression import LinearRegression as MLlibLinear
+from pyspark.sql import SparkSession
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pyspark.ml.regression import LinearRegression as MLlibLinear  # noqa: E402
-from pyspark.sql import SparkSession  # noqa: E402
-
-from models.regression import LinearRegression  # noqa: E402
-from tests.models.regression.nist_data import (  # noqa: E402
-    MODELS,
-    load_nist,
-    lre,
-    min_lre,
-    nist_frame,
-)
+from lab.nist import MODELS, load_nist, lre, min_lre, nist_frame
+from models.regression import LinearRegression
 
 
 def scores(model, data) -> tuple[float, float | None, float]:

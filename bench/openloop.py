@@ -1,6 +1,6 @@
 """Build and run the open-loop load generator in Go (bench/openloop/), parse its report.
 
-serving/loadtest/open_loop.py, in Python, tops out near 3,700 requests/s on this machine, so above
+lab/loadtest/open_loop.py, in Python, tops out near 3,700 requests/s on this machine, so above
 that it measures itself. The Go program sends the same kind of load (open loop, latency
 from each request's due time, keep-alive connections opened as needed up to a cap) for
 a fraction of the CPU, and adds bursty arrivals (a two-state Markov-modulated Poisson
@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.processes import free_port, wait_for_http
+from pipelines.services.processes import free_port, wait_for_http
 
 log = logging.getLogger("bench.openloop")
 
@@ -198,7 +198,7 @@ def ceiling(rates: list[float], duration_s: float) -> list[dict]:
     """The no-op endpoint driven by wrk (closed loop, 8 connections, as in the issue's
     reference figure) and then by this client at each open-loop rate: how far each
     client gets, and what this one costs in CPU."""
-    from serving.loadtest.wrk import Request, run_wrk
+    from lab.loadtest.wrk import Request, run_wrk
 
     rows = []
     with noop_server() as port:

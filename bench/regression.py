@@ -8,7 +8,7 @@ coefficient difference from our fit. The floor is one pass that only brings the 
 Python through ``vector_to_array`` and ``mapInArrow``. Then a ``regParam`` path (``--path``):
 ours through one ``fitMultiple`` (shared passes), ours one fit per value, and MLlib's.
 
-    .venv/bin/python bench/regression.py --rows 1000000 --features 20 100 200
+    .venv/bin/python -m bench.regression --rows 1000000 --features 20 100 200
 """
 
 from __future__ import annotations
@@ -17,20 +17,16 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from pyspark.ml.classification import LogisticRegression as MLlibLogistic
+from pyspark.ml.regression import LinearRegression as MLlibLinear
+from pyspark.sql import DataFrame, SparkSession
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pyspark.ml.classification import LogisticRegression as MLlibLogistic  # noqa: E402
-from pyspark.ml.regression import LinearRegression as MLlibLinear  # noqa: E402
-from pyspark.sql import DataFrame, SparkSession  # noqa: E402
-
-from models.regression import LinearRegression, LogisticRegression  # noqa: E402
-from models.regression.blocks import prepare_frame, tree_aggregate  # noqa: E402
-from models.regression.lbfgs import sum_partials  # noqa: E402
-from models.regression.synthetic import make_regression_data  # noqa: E402
+from lab.regression_data import make_regression_data
+from models.regression import LinearRegression, LogisticRegression
+from models.regression.blocks import prepare_frame, tree_aggregate
+from models.regression.lbfgs import sum_partials
 
 REGIMES = {"independent": None, "correlated": 1e6}
 MLLIB_NORMAL_LIMIT = 4096

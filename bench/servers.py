@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.processes import free_port, wait_for_http
+from pipelines.services.processes import free_port, wait_for_http
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 
 It logs a 32-input MLP (two hidden layers of 256) to a throwaway MLflow registry under
 bench/out/, then, for each system and request kind, sweeps the offered rate (Poisson
-arrivals, serving/loadtest/open_loop.py) until the system saturates. Systems: our server batched,
+arrivals, lab/loadtest/open_loop.py) until the system saturates. Systems: our server batched,
 our server with max_batch_size=1, `mlflow models serve --env-manager local`, and a no-op
 endpoint on the same uvicorn + Starlette stack; plus in-process predict on full batches,
 what the model computes at all. Kinds: 1 row per request (JSON), 256 rows (JSON), and
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.servers import ServerSpec, model_env, running
-from serving.loadtest.open_loop import LoadResult, Target, run_open_loop
+from lab.loadtest.open_loop import LoadResult, Target, run_open_loop
 
 log = logging.getLogger("bench.serving")
 

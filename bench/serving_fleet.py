@@ -4,7 +4,7 @@
         [--tracking-uri URI] [--replicas 3] [--slow-cpus 0.25] [--replot] [--sweep]
 
 On this machine, N replicas (default 3) of the model, one of them slow: held to
-`--slow-cpus` CPUs by a cgroup CPU quota (serving/fleet/handicap.py; CFS, 100 ms period,
+`--slow-cpus` CPUs by a cgroup CPU quota (lab/handicap.py; CFS, 100 ms period,
 so the slow replica both runs slower and stalls when throttled, as a container at its
 CPU limit does). The quota is set once every replica has loaded its model. The model is
 the pipeline's flight MLP over one raw `dataframe_records` row; when the pipeline has not

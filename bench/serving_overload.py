@@ -10,9 +10,9 @@ and are measured in turn, `--rounds` times. Per variant and round:
 
 - capacity: the best 200s/s at p99 <= 50 ms with wrk at 8, 16 and 32 connections;
 - overload: wrk with `--connections` connections (closed loop, no back-off after a
-  503, client timeout 2 s), and meanwhile a probe (serving/loadtest/open_loop.py, open loop, 50
+  503, client timeout 2 s), and meanwhile a probe (lab/loadtest/open_loop.py, open loop, 50
   requests/s) whose 200s give the exact latency of served requests. wrk's histogram
-  covers every status; its bound on the 200s' p99 (serving/loadtest/wrk.py) is tight only when
+  covers every status; its bound on the 200s' p99 (lab/loadtest/wrk.py) is tight only when
   the 503s are the faster answers.
 
 Writes bench/out/serving-overload-results.json and bench/out/serving-overload-table.md.
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from bench.servers import ServerSpec, model_env, running
 from bench.serving_wrk import P99_GOAL_MS, pipeline_tracking_uri, record_body
-from serving.loadtest.open_loop import Target, run_open_loop
-from serving.loadtest.wrk import Request, parse_output, run_wrk, script_command
+from lab.loadtest.open_loop import Target, run_open_loop
+from lab.loadtest.wrk import Request, parse_output, run_wrk, script_command
 
 log = logging.getLogger("bench.serving_overload")
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.servers import ServerSpec, model_env, running
-from serving.loadtest.wrk import Request, run_wrk
+from lab.loadtest.wrk import Request, run_wrk
 
 log = logging.getLogger("bench.serving_wrk")
 

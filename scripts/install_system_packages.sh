@@ -3,7 +3,7 @@
 #   haproxy  the load balancer in front of `mlpipe serve --replicas N`
 #   wrk      the closed-loop HTTP client the serving benchmarks and overload tests drive
 #   mpirun   Open MPI (openmpi-bin), and mpicxx (libopenmpi-dev) to build Horovod with MPI:
-#            `horovod.launcher: mpi` and the emulated cluster's MPI runs (pipelines/netlab)
+#            `horovod.launcher: mpi` and the emulated cluster's MPI runs (lab/netlab)
 #   initdb   PostgreSQL (postgresql), the tracking server's database in `mlpipe services up`
 #            and the tests; Debian keeps it off PATH, in /usr/lib/postgresql/<N>/bin
 # Idempotent: a machine that has every command installs nothing and prints one line.

@@ -13,7 +13,6 @@ from pipelines.platform.spark import build_spark_session
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 # Small shuffles and no UI: the suite runs on two cores.
 TEST_SETTINGS = (

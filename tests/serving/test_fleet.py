@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
+from lab.handicap import cpu_quota_prefix, remove_group
 from pipelines.services.processes import wait_for_http
 from serving.fleet import Fleet
 from serving.fleet.balancer import Balancer
-from serving.fleet.handicap import cpu_quota_prefix, remove_group
 from serving.fleet.haproxy_config import ALGORITHMS, Server, render_config
 from serving.fleet.replicas import free_port
 from serving.settings import load_settings

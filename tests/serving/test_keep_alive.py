@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from serving.loadtest.open_loop import Target, run_open_loop
+from lab.loadtest.open_loop import Target, run_open_loop
 from tests.serving.conftest import ServerProcess, start_server
 from tests.serving.models import flight_records
 

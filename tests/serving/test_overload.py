@@ -21,8 +21,8 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from serving.loadtest.open_loop import Target, run_open_loop
-from serving.loadtest.wrk import Request, run_wrk, wrk_available
+from lab.loadtest.open_loop import Target, run_open_loop
+from lab.loadtest.wrk import Request, run_wrk, wrk_available
 from tests.serving.conftest import GRACEFUL_EXIT, ServerProcess, start_server
 from tests.serving.models import log_slow_model
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lab.nist import HARD, MODELS, load_nist, lre, min_lre, nist_frame
 from models.regression import LinearRegression
-from tests.models.regression.nist_data import HARD, MODELS, load_nist, lre, min_lre, nist_frame
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.regression.synthetic import CHUNK, make_regression_data
+from lab.regression_data import CHUNK, make_regression_data
 
 
 def features(df) -> np.ndarray:

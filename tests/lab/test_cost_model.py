@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.training.cost_model import (
+from lab.cost_model import (
     Link,
     allreduce_step_s,
     batch_for_efficiency,

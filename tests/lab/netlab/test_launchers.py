@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.netlab import Cluster
+from lab.netlab.allreduce import allreduce_times
+from lab.netlab.launchers import gloo_on_cluster, launch_env, mpi_on_cluster
 from models.training.launch import collect_results, run_command, worker_command
-from pipelines.netlab import Cluster
-from pipelines.netlab.allreduce import allreduce_times
-from pipelines.netlab.launchers import gloo_on_cluster, launch_env, mpi_on_cluster
 from tests.models.training.synthetic import flights_like, with_validation, write_files
 from tests.models.training.test_worker import launch_settings, make_task
 

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from pipelines.netlab import Cluster, apply_profile, cluster_status
-from pipelines.netlab.launchers import launch_env
-from pipelines.netlab.namespaces import SHIM
+from lab.netlab import Cluster, apply_profile, cluster_status
+from lab.netlab.launchers import launch_env
+from lab.netlab.namespaces import SHIM
 from tests.conftest import REPO_ROOT
 
-TRANSFER = "tests.pipelines.netlab.transfer"
+TRANSFER = "tests.lab.netlab.transfer"
 
 
 def on(cluster: Cluster, host: str, *argv: str) -> subprocess.CompletedProcess:
@@ -41,7 +41,7 @@ def transfer_seconds(cluster: Cluster, sender: str, receiver: str, size: int,
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.netlab", *args],
+    return subprocess.run([sys.executable, "-m", "lab.netlab", *args],
                           capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
                           env=env)
 
@@ -138,7 +138,7 @@ def test_refuses_without_tools_or_privileges_and_says_why(how: str) -> None:
         # Root without any capability: the same user (so the checkout stays readable,
         # wherever CI cloned it), no CAP_NET_ADMIN.
         no_capabilities = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
-        result = subprocess.run([*no_capabilities, sys.executable, "-m", "pipelines.netlab", "up",
+        result = subprocess.run([*no_capabilities, sys.executable, "-m", "lab.netlab", "up",
                                  "--hosts", "2"], capture_output=True, text=True, timeout=120,
                                 cwd=REPO_ROOT)
         expected = "CAP_NET_ADMIN"

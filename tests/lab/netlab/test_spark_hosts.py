@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.netlab import Cluster
-from pipelines.netlab.launchers import launch_env
-from pipelines.netlab.spark import spark_cluster
+from lab.netlab import Cluster
+from lab.netlab.launchers import launch_env
+from lab.netlab.spark import spark_cluster
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -30,9 +30,9 @@ def test_horovod_spark_and_regression_run_on_executors_on_both_hosts(
         # but the run did not end within the timeout.
         with (tmp_path / "job.out").open("w") as out, (tmp_path / "job.err").open("w") as err:
             job = subprocess.run(unshaped.command(unshaped.hosts[0], [
-                sys.executable, "-m", "tests.pipelines.netlab.spark_job", spark.master_url,
+                sys.executable, "-m", "tests.lab.netlab.spark_job", spark.master_url,
                 spark.driver_host]), stdout=out, stderr=err, timeout=400, cwd=REPO_ROOT,
-                env={**launch_env(unshaped), "PYTHONPATH": str(REPO_ROOT)})
+                env=launch_env(unshaped))
     assert job.returncode == 0, (tmp_path / "job.err").read_text()[-5000:]
     result = json.loads((tmp_path / "job.out").read_text().strip().splitlines()[-1])
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from pipelines.netlab.namespaces import Cluster
-from pipelines.netlab.system import run
+from lab.netlab.namespaces import Cluster
+from lab.netlab.system import run
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Send bytes from one emulated host to another and time it: a real TCP transfer.
 
-Run as ``python -m tests.pipelines.netlab.transfer serve PORT`` on the receiver and
+Run as ``python -m tests.lab.netlab.transfer serve PORT`` on the receiver and
 ``... send ADDRESS PORT BYTES`` on the sender, each inside its host's namespace.
 """
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines.netlab import Cluster, apply_profile, cluster_down, cluster_up
+from lab.netlab import Cluster, apply_profile, cluster_down, cluster_up
 
 PREFIX = "mlptest"
 

@@ -1,6 +1,7 @@
 """The NIST StRD linear regression sets, their models and certified values, and the LRE.
 
-Shared by the accuracy tests and ``bench/nist_lre.py``.
+Shared by the accuracy tests and ``bench/nist_lre.py``; the data and where they come from are
+in ``lab/data/nist-strd/`` (its README.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import DataFrame, SparkSession
 
-NIST_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "nist-strd"
+NIST_DIR = Path(__file__).resolve().parent / "data" / "nist-strd"
 
 # name -> (polynomial degree in x, or None for the columns as given; intercept)
 MODELS = {

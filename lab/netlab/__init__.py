@@ -7,8 +7,8 @@ the ssh stand-in ``scripts/netns-exec`` lets horovodrun, mpirun and Spark reach 
 hosts as if they were machines. Used by the tests and by the network benchmark.
 """
 
-from pipelines.netlab.namespaces import Cluster, Host, cluster_down, cluster_status, cluster_up
-from pipelines.netlab.profiles import PROFILES, apply_profile, netem_available
+from lab.netlab.namespaces import Cluster, Host, cluster_down, cluster_status, cluster_up
+from lab.netlab.profiles import PROFILES, apply_profile, netem_available
 
 __all__ = ["PROFILES", "Cluster", "Host", "apply_profile", "cluster_down", "cluster_status",
            "cluster_up", "netem_available"]

@@ -22,7 +22,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.netlab.system import NetlabError, in_namespace, require_privileges, run
+from lab import REPO_ROOT
+from lab.netlab.system import NetlabError, in_namespace, require_privileges, run
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ NETWORK = ipaddress.ip_network("198.18.0.0/15")
 HOST_IFNAME = "eth0"
 RUN_ROOT = Path("/run/mlpipe-netlab")
 NETNS_ETC = Path("/etc/netns")
-SHIM = Path(__file__).resolve().parents[2] / "scripts" / "netns-exec"
+SHIM = REPO_ROOT / "scripts" / "netns-exec"
 
 
 @dataclass(frozen=True)

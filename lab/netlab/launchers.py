@@ -14,18 +14,26 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 
+from lab import REPO_ROOT
+from lab.netlab.namespaces import SHIM, Cluster
 from models.training.launch import LaunchSettings, gloo_launcher
 from models.training.mpi import MpiSettings, mpi_launcher
-from pipelines.netlab.namespaces import SHIM, Cluster
 
 # What mpirun refuses without when run as root (CI's containers run as root).
 MPI_AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 
 
 def launch_env(cluster: Cluster, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The launcher's environment: the shim as ``ssh`` first on PATH, the cluster named."""
+    """The launcher's environment: the shim as ``ssh`` first on PATH, the cluster named,
+    and the repository first on PYTHONPATH.
+
+    The ranks run lab modules (``python -m lab.netlab.allreduce``), and ``lab`` is not
+    installed: the shim and both launchers pass this environment on to every rank, so
+    they import it whatever folder the launch starts in.
+    """
     env = dict(os.environ if base is None else base)
     env["PATH"] = f"{cluster.run_dir / 'bin'}:{env.get('PATH', os.defpath)}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env["MLPIPE_NETLAB_PREFIX"] = cluster.prefix
     if os.geteuid() == 0:
         env |= MPI_AS_ROOT

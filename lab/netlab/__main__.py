@@ -1,9 +1,9 @@
-"""``python -m pipelines.netlab up|down|status|shape|exec|probe``: the emulated cluster by hand.
+"""``python -m lab.netlab up|down|status|shape|exec|probe``: the emulated cluster by hand.
 
-    python -m pipelines.netlab up --hosts 2 --profile 1gbit
-    python -m pipelines.netlab exec h2 -- ip -4 addr show eth0
-    python -m pipelines.netlab probe --launcher mpi --profiles unlimited 1gbit --sizes 8388608
-    python -m pipelines.netlab down
+    python -m lab.netlab up --hosts 2 --profile 1gbit
+    python -m lab.netlab exec h2 -- ip -4 addr show eth0
+    python -m lab.netlab probe --launcher mpi --profiles unlimited 1gbit --sizes 8388608
+    python -m lab.netlab down
 
 Fusion threshold, cycle time and timeouts of the probe come from the ``horovod``
 section of the configuration (``--config``/``--env`` as for ``mlpipe``).
@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pipelines.netlab.namespaces import (
+from lab.netlab.namespaces import (
     DEFAULT_PREFIX,
     Cluster,
     cluster_down,
@@ -26,12 +26,12 @@ from pipelines.netlab.namespaces import (
     cluster_up,
     find_cluster,
 )
-from pipelines.netlab.profiles import PROFILES, apply_profile
-from pipelines.netlab.system import NetlabError
+from lab.netlab.profiles import PROFILES, apply_profile
+from lab.netlab.system import NetlabError
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m pipelines.netlab", description=__doc__,
+    root = argparse.ArgumentParser(prog="python -m lab.netlab", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     root.add_argument("--prefix", default=DEFAULT_PREFIX,
                       help="names the cluster's namespaces (<prefix>-h1, ...)")
@@ -81,12 +81,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     cluster = find_cluster(args.prefix)
     if cluster is None:
-        raise NetlabError(f"no cluster {args.prefix} is up (python -m pipelines.netlab up)")
+        raise NetlabError(f"no cluster {args.prefix} is up (python -m lab.netlab up)")
     if args.command == "shape":
         print(json.dumps(apply_profile(cluster, args.profile)))
         return 0
     if args.command == "exec":
-        from pipelines.netlab.launchers import launch_env
+        from lab.netlab.launchers import launch_env
 
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         command = cluster.command(args.host, argv)
@@ -95,7 +95,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _probe(cluster: Cluster, args: argparse.Namespace) -> int:
-    from pipelines.netlab.allreduce import allreduce_times
+    from lab.netlab.allreduce import allreduce_times
     from pipelines.platform.config import load_config
     from pipelines.training.horovod import launch_settings
 

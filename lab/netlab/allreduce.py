@@ -1,7 +1,7 @@
 """The allreduce probe: how long Horovod takes to sum ``n`` bytes across the hosts.
 
 Driver side (``allreduce_times``) starts one rank per host with Gloo or MPI; the worker
-side (``python -m pipelines.netlab.allreduce``) sweeps the link profiles, rank 0
+side (``python -m lab.netlab.allreduce``) sweeps the link profiles, rank 0
 setting each on the cluster between sweeps (starting the ranks costs far more than a
 sweep), times each size after a warm-up, checks the sums, and rank 0 writes the
 medians. The network benchmark fits its alpha-beta model to these times; the tests
@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from lab.netlab.launchers import gloo_on_cluster, launch_env, mpi_on_cluster
+from lab.netlab.namespaces import Cluster, find_cluster
+from lab.netlab.profiles import apply_profile
 from models.training.launch import LaunchSettings, TrainingFailed, run_command
-from pipelines.netlab.launchers import gloo_on_cluster, launch_env, mpi_on_cluster
-from pipelines.netlab.namespaces import Cluster, find_cluster
-from pipelines.netlab.profiles import apply_profile
 
-WORKER_MODULE = "pipelines.netlab.allreduce"
+WORKER_MODULE = "lab.netlab.allreduce"
 Launcher = Literal["gloo", "mpi"]
 
 

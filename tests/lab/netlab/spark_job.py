@@ -1,6 +1,6 @@
 """A Spark application for the emulated cluster: Horovod on Spark and our regression.
 
-Run on the first host, ``python -m tests.pipelines.netlab.spark_job MASTER_URL DRIVER_HOST``;
+Run on the first host, ``python -m tests.lab.netlab.spark_job MASTER_URL DRIVER_HOST``;
 prints one JSON line: the executors' hosts, what each Horovod rank saw, the hosts that
 processed the regression's partitions, and the fitted coefficients against the truth.
 """
@@ -20,8 +20,8 @@ import numpy as np
 import psutil
 from pyspark.sql import SparkSession
 
+from lab.regression_data import make_regression_data
 from models.regression import LinearRegression
-from models.regression.synthetic import make_regression_data
 
 EXECUTORS = 2
 

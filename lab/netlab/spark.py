@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pyspark
 
-from pipelines.netlab.namespaces import Cluster, Host
-from pipelines.netlab.system import NetlabError
+from lab.netlab.namespaces import Cluster, Host
+from lab.netlab.system import NetlabError
 
 SPARK_CLASS = str(Path(pyspark.__file__).parent / "bin" / "spark-class")
 MASTER_PORT = 7077
