@@ -10,7 +10,13 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run test lint bench clean
+# The suite runs on parallel workers (pytest-xdist); tests that share a session fixture
+# (the team's services, the seeded lake, the serving registry) stay on one worker, and so
+# does each module (tests/support/scheduling.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
+.PHONY: setup run test test-fast lint bench clean
 
 setup: $(STAMPS)/deps $(STAMPS)/spark-jars $(STAMPS)/horovod $(STAMPS)/system-packages \
        $(STAMPS)/seaweedfs
@@ -47,7 +53,11 @@ run: setup
 	$(VENV)/bin/mlpipe run
 
 test: setup
-	$(PY) -m pytest
+	$(PYTEST)
+
+# The edit-run loop: everything but the tests marked slow (end-to-end runs, real clusters).
+test-fast: setup
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMPS)/deps
 	$(VENV)/bin/ruff check .

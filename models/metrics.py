@@ -6,13 +6,31 @@ so every model is judged by the same code whatever trained it.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from scipy.stats import rankdata
 
-# Whether a larger value is better, for each metric a promotion gate may use.
-GREATER_IS_BETTER = {"rmse": False, "mae": False, "r2": True, "auc": True, "log_loss": False,
-                     "accuracy": True, "brier": False}
+Family = Literal["regression", "classification"]
+
+# The metric catalogue: every metric a promotion gate may use, by the family of models it
+# judges (a number predicted, or the probability of a binary label), with whether a larger
+# value is better. The model declarations, the evaluation step and the gate all read it.
+CATALOGUE: dict[Family, dict[str, bool]] = {
+    "regression": {"rmse": False, "mae": False, "r2": True},
+    "classification": {"auc": True, "log_loss": False, "accuracy": True, "brier": False},
+}
+GREATER_IS_BETTER = {name: greater for metrics in CATALOGUE.values()
+                     for name, greater in metrics.items()}
 EPSILON = 1e-15
+
+
+def family_of(metric: str) -> Family:
+    """The family of models ``metric`` judges, so the right family of metrics is computed."""
+    for family, metrics in CATALOGUE.items():
+        if metric in metrics:
+            return family
+    raise ValueError(f"unknown metric {metric!r}; known: {', '.join(GREATER_IS_BETTER)}")
 
 
 def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
@@ -71,8 +89,7 @@ def calibration_bins(y: np.ndarray, probability: np.ndarray, bins: int = 10
 
 def is_better(metric: str, candidate: float, champion: float, margin: float) -> bool:
     """True when ``candidate`` beats ``champion`` on ``metric`` by more than ``margin``."""
-    if metric not in GREATER_IS_BETTER:
-        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(GREATER_IS_BETTER)}")
+    family_of(metric)  # refuses an unknown metric by name
     gain = candidate - champion if GREATER_IS_BETTER[metric] else champion - candidate
     return bool(gain > margin)
 

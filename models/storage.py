@@ -13,32 +13,36 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
+from pydantic import BaseModel, ConfigDict, Field
 
 # Spark's (s3a) and the AWS tools' (s3) spellings of one S3-compatible store.
 OBJECT_STORE_SCHEMES = ("s3a", "s3")
 
 
-@dataclass(frozen=True)
-class ObjectStoreSettings:
+class ObjectStoreSettings(BaseModel):
     """How to reach the object store behind an ``s3a://`` or ``s3://`` location.
 
-    ``endpoint`` empty means the provider's default (AWS S3); an on-premises store is
-    ``http://host:port``. ``path_style`` addresses ``endpoint/bucket/key``, which
-    on-premises stores need; virtual-host style is AWS's default.
+    It is also the config's ``object_store`` section (validated from YAML as it is), so
+    the settings the driver reads and those the workers rebuild from a task file are
+    one class. ``endpoint`` empty means the provider's default (AWS S3); an on-premises
+    store is ``http://host:port``. ``path_style_access`` addresses ``endpoint/bucket/key``,
+    which on-premises stores need; virtual-host style is AWS's default. Credentials are
+    never among them: they come from the environment.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     endpoint: str
     region: str
-    path_style: bool
-    connect_timeout_s: float
+    path_style_access: bool
+    connect_timeout_s: float = Field(gt=0)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
 
 def scheme_of(location: str) -> str:
@@ -105,7 +109,7 @@ class Storage:
             self._remote = pafs.S3FileSystem(
                 region=s.region, endpoint_override=endpoint.netloc if endpoint else None,
                 scheme=endpoint.scheme if endpoint else "https",
-                force_virtual_addressing=not s.path_style,
+                force_virtual_addressing=not s.path_style_access,
                 connect_timeout=s.connect_timeout_s, request_timeout=max(30.0, s.connect_timeout_s),
                 retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3))
         return self._remote
@@ -203,7 +207,7 @@ class Storage:
         bucket, key = bucket_and_key(location)
         s = self.settings
         options = {"AWS_REGION": s.region,
-                   "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": str(not s.path_style).lower()}
+                   "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": str(not s.path_style_access).lower()}
         if s.endpoint:
             options["AWS_ENDPOINT_URL"] = s.endpoint
             options["AWS_ALLOW_HTTP"] = str(s.endpoint.startswith("http://")).lower()
@@ -270,9 +274,10 @@ class Storage:
         from botocore.config import Config as BotoConfig
 
         s = self.settings
+        addressing = "path" if s.path_style_access else "virtual"
         return boto3.client(
             "s3", endpoint_url=s.endpoint or None, region_name=s.region,
-            config=BotoConfig(s3={"addressing_style": "path" if s.path_style else "virtual"},
+            config=BotoConfig(s3={"addressing_style": addressing},
                               connect_timeout=s.connect_timeout_s,
                               retries={"max_attempts": 3, "mode": "standard"}))
 

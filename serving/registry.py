@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from mlflow import MlflowClient
 
-_REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ref>[^/]+))/?$")
+from models.model_uri import parse_registered, version_uri
 
 
 def model_name_from_uri(model_uri: str) -> str:
@@ -16,17 +14,17 @@ def model_name_from_uri(model_uri: str) -> str:
     answers as `flight-delay-mlp` whichever version the alias points to; any other URI
     is named by its last path part (`runs:/<id>/model` -> `model`).
     """
-    match = _REGISTERED.match(model_uri)
-    if match:
-        return match["name"]
+    registered = parse_registered(model_uri)
+    if registered is not None:
+        return registered.name
     return model_uri.rstrip("/").rsplit("/", 1)[-1] or "model"
 
 
 def alias_of(model_uri: str) -> tuple[str, str] | None:
     """(name, alias) for a `models:/name@alias` URI, else None: only an alias can move."""
-    match = _REGISTERED.match(model_uri)
-    if match and match["alias"]:
-        return match["name"], match["alias"]
+    registered = parse_registered(model_uri)
+    if registered is not None and registered.alias is not None:
+        return registered.name, registered.alias
     return None
 
 
@@ -36,12 +34,11 @@ def resolve_version(model_uri: str) -> tuple[str, str]:
     Loading the pinned `models:/name/<version>` rather than the alias means a swap
     that happens while we download cannot hand us a different version than we report.
     """
-    aliased = alias_of(model_uri)
-    if aliased:
-        name, alias = aliased
-        version = MlflowClient().get_model_version_by_alias(name, alias).version
-        return f"models:/{name}/{version}", str(version)
-    match = _REGISTERED.match(model_uri)
-    if match and match["ref"] and match["ref"].isdigit():
-        return model_uri, match["ref"]
+    registered = parse_registered(model_uri)
+    if registered is not None and registered.alias is not None:
+        version = MlflowClient().get_model_version_by_alias(registered.name,
+                                                            registered.alias).version
+        return version_uri(registered.name, version), str(version)
+    if registered is not None and registered.version.isdigit():
+        return model_uri, registered.version
     return model_uri, "1"

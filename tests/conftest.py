@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 
 from pipelines.platform.config import Config, load_config
 from pipelines.platform.spark import build_spark_session
+from tests.support.scheduling import assign_groups
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
@@ -28,6 +29,12 @@ def make_config(data_root: Path, *overrides: str, conf_dir: Path = CONF_DIR) -> 
     """The base config with the data root moved into a test folder."""
     return load_config(env="base", conf_dir=conf_dir,
                        overrides=(f"data_root={data_root}", *TEST_SETTINGS, *overrides))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Spread the suite over parallel workers without building a shared fixture twice."""
+    assign_groups(items)
 
 
 @pytest.fixture(scope="session")

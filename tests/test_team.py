@@ -3,12 +3,17 @@
 The Spark steps run on a standalone cluster (a master, two workers), the lake lives on an
 S3 object store (SeaweedFS), and runs and models go to one MLflow tracking server backed
 by PostgreSQL, with its artifacts in the object store. Nothing may land in a local folder:
-the working directory the run starts in must stay empty.
+the working directory the run starts in must stay empty. The run is started twice at
+once, as two team members might: one runs, the other exits at once naming the holder of
+the root's lock.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,15 +42,64 @@ def statuses(output: str) -> dict[str, str]:
     return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in STEPS}
 
 
+@dataclass
+class RacedRun:
+    """Two `mlpipe run` started at once on one root: the one that ran, and the other."""
+
+    root: TeamRoot
+    winner: Path  # the folder of its stdout and stderr
+    loser: Path
+    winner_ended_s: float
+    loser_ended_s: float
+
+
+def race(root: TeamRoot, logs: Path) -> tuple[list[int], list[Path], list[float]]:
+    """Start two runs side by side; their exit codes, log folders and end times."""
+    folders = [logs / f"run-{i}" for i in range(2)]
+    started = time.monotonic()
+    runs = [root.start("run", logs=folder) for folder in folders]
+    ended: dict[int, float] = {}
+    deadline = started + 1500
+    while len(ended) < 2 and time.monotonic() < deadline:
+        ended |= {i: time.monotonic() - started for i, run in enumerate(runs)
+                  if i not in ended and run.poll() is not None}
+        time.sleep(0.1)
+    codes = []
+    for run in runs:
+        try:
+            codes.append(run.wait(timeout=10))
+        except subprocess.TimeoutExpired:
+            run.kill()
+            codes.append(run.wait())
+    return codes, folders, [ended.get(i, float("inf")) for i in range(2)]
+
+
 @pytest.fixture(scope="module")
-def team_run(team_services: TeamServices, spark_cluster: SparkCluster,
-             tmp_path_factory: pytest.TempPathFactory) -> TeamRoot:
-    run = TeamRoot(team_services, tmp_path_factory.mktemp("team-workdir"),
-                   spark_master=spark_cluster.url)
-    result = run.mlpipe("run")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-8000:]
-    assert statuses(result.stdout) == dict.fromkeys(STEPS, "ran"), result.stdout
-    return run
+def team_race(team_services: TeamServices, spark_cluster: SparkCluster,
+             tmp_path_factory: pytest.TempPathFactory) -> RacedRun:
+    root = TeamRoot(team_services, tmp_path_factory.mktemp("team") / "workdir",
+                    spark_master=spark_cluster.url)
+    codes, folders, ended = race(root, root.workdir.parent / "logs")
+    assert sorted(codes) == [0, 1], [(f / "stderr").read_text()[-4000:] for f in folders]
+    winner, loser = codes.index(0), codes.index(1)
+    output = (folders[winner] / "stdout").read_text()
+    assert statuses(output) == dict.fromkeys(STEPS, "ran"), output
+    return RacedRun(root, folders[winner], folders[loser], ended[winner], ended[loser])
+
+
+@pytest.fixture(scope="module")
+def team_run(team_race: RacedRun) -> TeamRoot:
+    """The root the winning run built."""
+    return team_race.root
+
+
+def test_the_second_of_two_runs_at_once_exits_at_once_naming_the_holder(
+        team_race: RacedRun) -> None:
+    refused = (team_race.loser / "stderr").read_text()
+    assert "another pipeline run holds" in refused and "pid" in refused, refused[-2000:]
+    assert team_race.root.root in refused
+    assert team_race.loser_ended_s < team_race.winner_ended_s / 2, "it waited for the winner"
+    assert statuses((team_race.loser / "stdout").read_text()) == {}
 
 
 def test_the_lake_lives_on_the_object_store(team_run: TeamRoot) -> None:

@@ -3,8 +3,7 @@
 An unreachable object store, refused credentials, a missing bucket or an unreachable
 tracking server stop the run before any work (exit 1, the endpoint named, nothing
 written); an object store restarted in the middle of ingest loses and duplicates no
-row; two runs started at once on one root: one runs, the other exits at once naming
-the holder of the lock.
+row. (Two runs started at once on one root are the team run itself: tests/test_team.py.)
 """
 
 from __future__ import annotations
@@ -67,29 +66,6 @@ def test_an_unreachable_tracking_server_stops_the_run_before_any_work(
     assert result.returncode == 1, result.stderr[-3000:]
     assert f"MLflow tracking server {dead} is unreachable" in result.stderr
     assert_nothing_written(team_root)
-
-
-def test_two_runs_at_once_one_runs_and_the_other_names_the_holder(team_root: TeamRoot) -> None:
-    command = team_root.command("run", "--only", "seed", "--only", "ingest")
-    env = team_root.environment()
-    team_root.workdir.mkdir(parents=True)
-    logs = [team_root.workdir.parent / f"run-{i}.log" for i in range(2)]
-    runs = [subprocess.Popen(command, cwd=team_root.workdir, env=env,
-                             stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
-    exited: dict[int, float] = {}  # which run ended when, watched side by side
-    deadline = time.monotonic() + 800
-    while len(exited) < 2 and time.monotonic() < deadline:
-        exited |= {i: time.monotonic() for i, run in enumerate(runs)
-                   if i not in exited and run.poll() is not None}
-        time.sleep(0.1)
-    codes = [run.wait(timeout=10) for run in runs]
-    assert sorted(codes) == [0, 1], [log.read_text()[-2000:] for log in logs]
-    loser, winner = codes.index(1), codes.index(0)
-    loser_err = logs[loser].read_text()
-    assert "another pipeline run holds" in loser_err and "pid" in loser_err, loser_err[-2000:]
-    assert team_root.root in loser_err
-    assert exited[loser] < exited[winner]  # it exited at once, not after the winner
-    assert not team_root.storage.exists(f"{team_root.root}/state/pipeline.lock")
 
 
 def landing_rows(root: TeamRoot, source: str) -> Counter[str]:

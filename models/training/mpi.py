@@ -7,8 +7,9 @@ so the command documented in docs/horovod-clusters.md is tested.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from models.storage import is_remote
 from models.training.launch import LaunchSettings, horovod_env, worker_command
@@ -20,9 +21,14 @@ PASS_THROUGH = ("PATH", "LD_LIBRARY_PATH")
 STORE_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
-@dataclass(frozen=True)
-class MpiSettings:
-    """Plain values of ``horovod.mpi``: hosts as ``host:slots`` and the RDMA fabric's names."""
+class MpiSettings(BaseModel):
+    """Hosts as ``host:slots`` and the RDMA fabric's names (NCCL over InfiniBand or RoCE).
+
+    It is the config's ``horovod.mpi`` section itself, validated from YAML, so the keys
+    the config accepts and the values the launcher reads are declared once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     hosts: tuple[str, ...]
     transport: Literal["infiniband", "roce", "tcp"]

@@ -13,17 +13,26 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from models.storage import ObjectStoreSettings, Storage, is_remote, join
 
 TASK_FILE = "task.json"
 # What a task without object-store settings uses: it names local locations only, which
 # never reach the object store, so none of these values is ever read.
-LOCAL_ONLY = ObjectStoreSettings(endpoint="", region="", path_style=True, connect_timeout_s=0.0)
+LOCAL_ONLY = ObjectStoreSettings(endpoint="", region="", path_style_access=True,
+                                 connect_timeout_s=1.0)
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """Optimisation and early stopping; ``batch_size`` is per worker."""
+class Schedule(BaseModel):
+    """What every Horovod-trained model shares: optimisation and early stopping.
+
+    ``batch_size`` is per worker; the learning rate is scaled by the number of workers
+    after ``warmup_epochs`` of linear warm-up (Goyal et al.'s recipe). The config's
+    training sections extend it, so their schedule keys are these fields.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     learning_rate: float
     batch_size: int
@@ -93,7 +102,8 @@ class TrainTask:
         return join(self.output_dir, f"rank-{rank}.json")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        data = {**asdict(self), "schedule": self.schedule.model_dump()}
+        return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> TrainTask:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 import models
+from models.model_uri import run_uri
 from models.training.pyfunc import ENCODER_ARTIFACT, KERAS_ARTIFACT, EncodedKerasModel
 
 MODEL_NAME = "model"
@@ -75,7 +76,7 @@ class RunLog:
                     code_paths=[str(Path(models.__file__).parent)],
                     pip_requirements=[f"{name}=={importlib.metadata.version(name)}"
                                       for name in REQUIREMENTS])
-        return f"runs:/{self.run_id}/{MODEL_NAME}"
+        return run_uri(self.run_id, MODEL_NAME)
 
     def model_with_spec(self, model: keras.Model, encoder: str, spec_name: str, spec: str,
                         example: pd.DataFrame) -> str:

@@ -34,7 +34,7 @@ from pipelines.ingest.validation import (
     parse_lines,
     quarantine_rows,
 )
-from pipelines.platform.config import IngestConfig
+from pipelines.platform.config_schema import IngestConfig
 from pipelines.platform.lake import append, latest_version, table_exists
 from pipelines.platform.layout import Layout
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from models.model_uri import is_registered, parse_alias
 from models.storage import Storage, join
 from pipelines.platform.config import Config
 from pipelines.platform.layout import Layout
@@ -31,7 +32,7 @@ def location_state(location: str, storage: Storage) -> Any:
     through the storage layer (local or object store), without starting Spark, so a
     run with nothing to do stays fast.
     """
-    if location.startswith("models:/"):
+    if is_registered(location):
         return alias_state(location)
     commits = storage.list_files(join(location, "_delta_log"))
     if commits:
@@ -45,8 +46,8 @@ def location_state(location: str, storage: Storage) -> Any:
 
 def alias_state(location: str) -> str:
     """The version behind ``models:/NAME@ALIAS``, or "none"."""
-    name, _, alias = location.removeprefix("models:/").partition("@")
-    version = version_by_alias(name, alias)
+    uri = parse_alias(location)
+    version = version_by_alias(uri.name, uri.alias)
     return version.version if version is not None else "none"
 
 

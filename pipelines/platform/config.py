@@ -1,4 +1,8 @@
-"""Typed, validated configuration: YAML files -> one frozen object per run.
+"""Loading the configuration: YAML files -> one frozen, validated object per run.
+
+The schema is :mod:`pipelines.platform.config_schema` and the checks across sections
+:mod:`pipelines.platform.config_checks`; callers import ``load_config`` and ``Config``
+from here.
 
 Precedence, lowest first: the base files (``conf/base.yaml``, then ``pipeline.yaml``
 and ``serving.yaml``, which hold the step and serving sections) < the chosen dataset's
@@ -10,33 +14,20 @@ and where it was written.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterable, Mapping
-from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
-from models.storage import is_remote
+from pipelines.platform.config_checks import config_problems
+from pipelines.platform.config_schema import Config
 from pipelines.platform.errors import ConfigError
-from pipelines.platform.feature_declarations import (
-    SEQUENCE_LABEL,
-    FeaturesConfig,
-    SequencesConfig,
-)
-from pipelines.platform.model_declarations import (
-    SECTION_OF,
-    ModelDeclaration,
-    Trainer,
-    catalogue_problems,
-)
-from pipelines.platform.section import DeclarationError, Section, check_import_path
-from pipelines.platform.source_declarations import SourceDeclaration
-from serving.settings import ServingSettings
+
+# Config is the type every caller of load_config names; it is imported from here.
+__all__ = ["Config", "config_as_yaml", "load_config", "parse_override", "resolve_conf_dir"]
 
 ENV_VARIABLE = "MLPIPE_ENV"
 CONF_DIR_VARIABLE = "MLPIPE_CONF_DIR"
@@ -45,290 +36,11 @@ BASE_FILES = ("base.yaml", "pipeline.yaml", "serving.yaml")
 DATASETS_DIR = "datasets"
 LOCAL_OVERLAY = "local"
 
-
-class SparkConfig(Section):
-    app_name: str
-    master: str
-    log_level: str
-    conf: dict[str, str] = Field(default_factory=dict)
-
-
-class MlflowConfig(Section):
-    tracking_uri: str
-    registry_uri: str
-    artifact_root: str
-    experiment: str
-    ui_host: str
-    ui_port: int
-    connect_timeout_s: float
-
-
-class ObjectStoreConfig(Section):
-    """The object store behind an ``s3a://`` data root; credentials come from the environment."""
-
-    endpoint: str
-    region: str
-    path_style_access: bool
-    connect_timeout_s: float = Field(gt=0)
-
-
-class SeedingConfig(Section):
-    """``mlpipe step seed``: a dataset's embedded data, and which days of it land as raw files.
-
-    Declared per dataset (``conf/datasets/<dataset>/seeding.yaml``), because what lands by
-    day and what as one snapshot is a property of the data. Empty (no ``loader``) for a
-    dataset with no embedded data: its sources arrive from elsewhere. That the names are
-    declared sources is checked where they are resolved (``pipelines.ingest.seed``).
-    """
-
-    # A name for messages.
-    source: str = ""
-    # "module:function", called with a Source; returns a pandas DataFrame of its columns.
-    loader: str | None = None
-    # Sources landed as one CSV per day -> the columns that give the day: three integer
-    # columns (year, month, day) or one date or timestamp column.
-    daily: dict[str, list[str]] = Field(default_factory=dict)
-    # Sources landed as one file each, <source>.csv.
-    snapshots: list[str] = Field(default_factory=list)
-    start: date | None = None
-    end: date | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> SeedingConfig:
-        if self.loader is None:
-            if self.daily or self.snapshots:
-                raise DeclarationError(("loader",), "required when daily or snapshots are "
-                                                    "declared (module:function)")
-            return self
-        check_import_path(self.loader, ("loader",), "pipelines.ingest.seed:load_nycflights13")
-        for key in ("start", "end"):
-            if getattr(self, key) is None:
-                raise DeclarationError((key,), "required key is missing")
-        if self.end < self.start:
-            raise DeclarationError(("end",), f"{self.end} is before start ({self.start})")
-        for name, columns in self.daily.items():
-            if len(columns) not in (1, 3):
-                raise DeclarationError(("daily", name), f"{columns} gives no day: name three "
-                                       "integer columns (year, month, day) or one date column")
-        for name in self.snapshots:
-            if name in self.daily:
-                raise DeclarationError(("snapshots",), f"{name!r} is daily too; land it "
-                                                       "one way")
-        return self
-
-
-class IngestConfig(Section):
-    """``mlpipe step ingest``: landing sources read incrementally into bronze."""
-
-    # Empty: every source the dataset declares.
-    sources: list[str] = Field(default_factory=list)
-    max_files_per_trigger: int
-
-
-class SynthesizeConfig(Section):
-    """``mlpipe step synthesize``: replayed copies of the flights for benchmarks at scale."""
-
-    scale: int
-    max_shift_min: int
-    delay_noise_min: float
-    files_per_copy: int
-
-
-class TrainRegressionConfig(Section):
-    reg_params: list[float] = Field(min_length=1)
-    elastic_net_param: float = Field(ge=0, le=1)
-    max_iter: int = Field(gt=0)
-    tol: float = Field(gt=0)
-    calibration_bins: int = Field(gt=1)
-
-
-class EvaluateConfig(Section):
-    """``mlpipe step evaluate``: the split every model of the catalogue is judged on."""
-
-    split: str
-
-
-class PromoteConfig(Section):
-    margin: float = Field(ge=0)
-
-
-class PipelineConfig(Section):
-    """The DAG: each step with the steps it runs after."""
-
-    steps: dict[str, list[str]]
-
-
-class ScheduleConfig(Section):
-    cron: str
-    missed_runs: Literal["catch_up", "skip"]
-    on_overlap: Literal["exit", "wait"]
-    wait_timeout_s: float
-    stale_lock_after_s: float
-
-
-class TrainingSchedule(Section):
-    """What every Horovod-trained model shares: optimisation and early stopping.
-
-    ``batch_size`` is per worker; the learning rate is scaled by the number of
-    workers after ``warmup_epochs`` of linear warm-up (Goyal et al.'s recipe).
-    """
-
-    learning_rate: float
-    batch_size: int
-    epochs: int
-    warmup_epochs: int
-    patience: int
-    shuffle: bool
-    mixed_precision: bool
-
-
-class TrainDeepConfig(TrainingSchedule):
-    """``mlpipe step train_deep``: the MLP over the flight features (predicts ``is_delayed``)."""
-
-    hidden_units: list[int]
-    dropout: float
-    max_embedding_dim: int
-
-
-class TrainSequenceConfig(TrainingSchedule):
-    """``mlpipe step train_sequence``: the recurrent forecaster over per-origin hourly windows."""
-
-    cell: Literal["lstm", "gru", "transformer"]
-    units: list[int]
-    dropout: float
-    heads: int
-    window_column: str
-
-
-class MpiConfig(Section):
-    """Hosts and RDMA settings for ``horovod.launcher: mpi`` (NCCL over InfiniBand or RoCE)."""
-
-    hosts: list[str]
-    transport: Literal["infiniband", "roce", "tcp"]
-    ib_hca: str
-    gid_index: int
-    socket_ifname: str
-    gpudirect_level: str
-    ucx_net_devices: str
-    python: str
-    env: dict[str, str]
-    rsh_agent: str
-    btl: str
-
-
-class NetworkProfile(Section):
-    """The defaults ``horovod.network_profile`` selects, chosen with ``bench/network.py``'s model.
-
-    They fill only the keys left null (``horovod.fusion_threshold_mb``,
-    ``horovod.fp16_allreduce``, ``train_deep.batch_size``, ``train_sequence.batch_size``);
-    a value written anywhere (a base file, an overlay, ``--set``) wins.
-    """
-
-    fusion_threshold_mb: int
-    fp16_allreduce: bool
-    train_deep_batch_size: int
-    train_sequence_batch_size: int
-
-
 # Key filled from the network profile -> the profile's field.
 PROFILE_KEYS = {("horovod", "fusion_threshold_mb"): "fusion_threshold_mb",
                 ("horovod", "fp16_allreduce"): "fp16_allreduce",
                 ("train_deep", "batch_size"): "train_deep_batch_size",
                 ("train_sequence", "batch_size"): "train_sequence_batch_size"}
-
-
-class HorovodConfig(Section):
-    """How the training workers are launched and how they talk to each other."""
-
-    launcher: Literal["local", "spark", "mpi"]
-    num_proc: int
-    network_interface: str
-    network_profile: str
-    network_profiles: dict[str, NetworkProfile]
-    threads_per_worker: int
-    fp16_allreduce: bool
-    fusion_threshold_mb: int
-    cycle_time_ms: float
-    start_timeout_s: int
-    timeout_s: int
-    mpi: MpiConfig
-
-
-class ServicesConfig(Section):
-    """``mlpipe services up``: local stand-ins for the shared services of ``conf/team.yaml``."""
-
-    dir: str
-    postgres_port: int
-    mlflow_artifacts: str
-    spark_workers: int = Field(ge=1)
-    spark_worker_cores: int = Field(ge=1)
-    spark_worker_memory: str
-
-
-class Config(Section):
-    """The whole configuration of one run; sections are added as capabilities land."""
-
-    data_root: str
-    dataset: str
-    sources: dict[str, SourceDeclaration] = Field(min_length=1)
-    # Empty: a dataset that is only ingested (its training steps train nothing).
-    models: dict[str, ModelDeclaration] = Field(default_factory=dict)
-    object_store: ObjectStoreConfig
-    seed: int
-    spark: SparkConfig
-    mlflow: MlflowConfig
-    seeding: SeedingConfig
-    ingest: IngestConfig
-    # None: a dataset that is only ingested (no feature view yet).
-    features: FeaturesConfig | None = None
-    # None: the dataset has no sequence table (and so no sequence model).
-    sequences: SequencesConfig | None = None
-    synthesize: SynthesizeConfig
-    train_deep: TrainDeepConfig
-    train_sequence: TrainSequenceConfig
-    horovod: HorovodConfig
-    train_regression: TrainRegressionConfig
-    evaluate: EvaluateConfig
-    promote: PromoteConfig
-    serving: ServingSettings
-    pipeline: PipelineConfig
-    schedule: ScheduleConfig
-    services: ServicesConfig
-    env: str = "base"
-
-    @field_validator("data_root")
-    @classmethod
-    def _supported_root(cls, value: str) -> str:
-        is_remote(value)  # a local path or an object-store URI; anything else is refused here
-        return value
-
-    @property
-    def experiment_name(self) -> str:
-        """The MLflow experiment of every run: ``mlflow.experiment``, or one per dataset."""
-        return self.mlflow.experiment or f"mlpipe-{self.dataset}"
-
-    def models_trained_by(self, *trainers: Trainer) -> dict[str, ModelDeclaration]:
-        """The catalogue's models that these trainers fit, by registered name."""
-        return {name: model for name, model in self.models.items() if model.trainer in trainers}
-
-    def hyperparameters(self, model_name: str) -> Section:
-        """A model's trainer section with the keys of its ``params`` replaced, validated."""
-        model = self.models[model_name]
-        section = getattr(self, SECTION_OF[model.trainer])
-        return type(section).model_validate({**section.model_dump(), **model.params})
-
-    @property
-    def ingested_sources(self) -> list[str]:
-        """The sources ``mlpipe step ingest`` reads: ``ingest.sources``, or every declared one."""
-        return self.ingest.sources or list(self.sources)
-
-    def fingerprint(self, *sections: str) -> str:
-        """A short stable hash of the whole config or of the named sections."""
-        data = self.model_dump(mode="json")
-        if sections:
-            data = {name: data[name] for name in sections}
-        blob = json.dumps(data, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def load_config(
@@ -369,75 +81,11 @@ def load_config(
         config = Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from None
-    problems = [*catalogue_problems(config.models), *declaration_problems(config),
-                *params_problems(config)]
-    undeclared = [name for name in config.ingest.sources if name not in config.sources]
-    if undeclared:
-        problems.append((("ingest", "sources"),
-                         f"{', '.join(map(repr, undeclared))} is not declared by dataset "
-                         f"{config.dataset!r}, which declares {', '.join(config.sources)}"))
+    problems = config_problems(config)
     if problems:
         raise ConfigError("\n  ".join(["invalid configuration:", *[
             f"{_origin(key, sources)}: {'.'.join(key)}: {problem}" for key, problem in problems]]))
     return config
-
-
-def params_problems(config: Config) -> list[tuple[tuple[str, ...], str]]:
-    """``(key, problem)`` for each model ``params`` key its trainer's section refuses."""
-    problems = []
-    for name, model in config.models.items():
-        try:
-            config.hyperparameters(name)
-        except ValidationError as exc:
-            for error in exc.errors():
-                key = ("models", name, "params", *map(str, error["loc"]))
-                what = ("not a key of " + SECTION_OF[model.trainer]
-                        if error["type"] == "extra_forbidden" else error["msg"])
-                problems.append((key, what))
-    return problems
-
-
-def declaration_problems(config: Config) -> list[tuple[tuple[str, ...], str]]:
-    """``(key, problem)`` where the feature and model declarations do not fit each other:
-    a view reading an undeclared source, a model whose table or label nothing builds."""
-    features, sequences = config.features, config.sequences
-    if features is None:
-        if sequences is not None:
-            return [(("sequences",), "the split dates are the features section's; declare "
-                                     "features (features.yaml) too")]
-        return [(("models", name, "table"), f"nothing builds {model.table!r}: the dataset "
-                                            "declares no features (features.yaml)")
-                for name, model in config.models.items()]
-    problems = []
-    views = {"features": features.view}
-    if sequences is not None:
-        views["sequences"] = sequences.view
-    for section, view in views.items():
-        unknown = [name for name in view.inputs if name not in config.sources]
-        if unknown:
-            problems.append(((section, "view", "inputs"),
-                             f"{', '.join(unknown)} is not a declared source; dataset "
-                             f"{config.dataset!r} declares {', '.join(config.sources)}"))
-    tables = {features.table: ("linear", "logistic", "mlp")}
-    if sequences is not None:
-        tables[sequences.table] = ("sequence",)
-    for name, model in config.models.items():
-        if model.trainer not in tables.get(model.table, ()):
-            built = [t for t, trainers in tables.items() if model.trainer in trainers]
-            problems.append((("models", name, "table"),
-                             f"{model.table!r} is not a table the {model.trainer} trainer can "
-                             f"learn from; the features step builds "
-                             f"{' and '.join(built) or 'none for it (declare sequences)'}"))
-        elif model.table == features.table and model.label not in features.labels:
-            problems.append((("models", name, "label"),
-                             f"{model.label!r} is not a label of {features.table}; "
-                             f"features.labels declares {', '.join(features.labels)}"))
-        elif sequences is not None and model.table == sequences.table \
-                and model.label != SEQUENCE_LABEL:
-            problems.append((("models", name, "label"),
-                             f"the sequence table's label is {SEQUENCE_LABEL!r}, the next "
-                             f"period's {sequences.target}"))
-    return problems
 
 
 def apply_network_profile(merged: dict[str, Any], sources: dict[tuple[str, ...], str]) -> None:

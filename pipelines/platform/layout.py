@@ -51,10 +51,7 @@ class Layout:
 
     @classmethod
     def of(cls, config: Config) -> Layout:
-        s = config.object_store
-        return cls(config.data_root, ObjectStoreSettings(
-            endpoint=s.endpoint, region=s.region, path_style=s.path_style_access,
-            connect_timeout_s=s.connect_timeout_s))
+        return cls(config.data_root, config.object_store)
 
     @property
     def is_remote(self) -> bool:

@@ -14,22 +14,20 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from models.metrics import CATALOGUE, GREATER_IS_BETTER, Family
 from pipelines.platform.section import DeclarationError, Section
 
 Trainer = Literal["linear", "logistic", "mlp", "sequence"]
-Metric = Literal["rmse", "mae", "r2", "auc", "log_loss", "accuracy", "brier"]
+# Any metric of the catalogue; which ones fit a model depends on its trainer (below).
+Metric = Literal[tuple(GREATER_IS_BETTER)]
 
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-CLASSIFICATION_METRICS = ("auc", "log_loss", "accuracy", "brier")
-# What each trainer predicts, and so which metrics can judge it: the logistic regression
-# and the MLP give the probability of a binary label, the others a number.
 # The config section that holds each trainer's hyperparameters.
 SECTION_OF: dict[str, str] = {"linear": "train_regression", "logistic": "train_regression",
                               "mlp": "train_deep", "sequence": "train_sequence"}
-METRICS_OF: dict[str, tuple[str, ...]] = {
-    "linear": REGRESSION_METRICS, "sequence": REGRESSION_METRICS,
-    "logistic": CLASSIFICATION_METRICS, "mlp": CLASSIFICATION_METRICS,
-}
+# What each trainer predicts, and so which family of metrics can judge it: the logistic
+# regression and the MLP give the probability of a binary label, the others a number.
+FAMILY_OF: dict[str, Family] = {"linear": "regression", "sequence": "regression",
+                                "logistic": "classification", "mlp": "classification"}
 
 
 class ModelDeclaration(Section):
@@ -44,10 +42,11 @@ class ModelDeclaration(Section):
 
     @model_validator(mode="after")
     def _metric_fits_the_trainer(self) -> ModelDeclaration:
-        if self.metric not in METRICS_OF[self.trainer]:
+        fitting = CATALOGUE[FAMILY_OF[self.trainer]]
+        if self.metric not in fitting:
             raise DeclarationError(("metric",), f"{self.metric!r} cannot judge what the "
                                    f"{self.trainer} trainer predicts; use one of "
-                                   f"{', '.join(METRICS_OF[self.trainer])}")
+                                   f"{', '.join(fitting)}")
         return self
 
 

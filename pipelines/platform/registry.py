@@ -15,15 +15,30 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from models.model_uri import version_uri
+
 log = logging.getLogger(__name__)
 
 CANDIDATE, CHAMPION = "candidate", "champion"
+
+# The tags on a model version, each named once: the run that trained it, the scores
+# ``evaluate`` wrote for ``promote``'s gate to read back, and what the gate decided.
+SOURCE_RUN_TAG = "mlpipe.source_run"
+EVAL_METRIC_TAG = "mlpipe.eval.metric"
+EVAL_CANDIDATE_TAG = "mlpipe.eval.candidate"
+EVAL_CHAMPION_TAG = "mlpipe.eval.champion"
+EVAL_CHAMPION_VERSION_TAG = "mlpipe.eval.champion_version"
+EVAL_TABLE_TAG = "mlpipe.eval.table"
+DECISION_TAG = "mlpipe.decision"
+DECISION_REASON_TAG = "mlpipe.decision_reason"
+# The champion tags' value when the candidate had no champion to be judged against.
+NO_CHAMPION = "none"
 
 
 def register_candidate(name: str, model_uri: str, run_id: str | None) -> ModelVersion:
     """Register ``model_uri`` as a new version of ``name`` and mark it ``@candidate``."""
     version = mlflow.register_model(model_uri, name,
-                                    tags={"mlpipe.source_run": run_id or ""})
+                                    tags={SOURCE_RUN_TAG: run_id or ""})
     MlflowClient().set_registered_model_alias(name, CANDIDATE, version.version)
     log.info("registered %s version %s as @%s", name, version.version, CANDIDATE)
     return version
@@ -38,7 +53,8 @@ def version_by_alias(name: str, alias: str) -> ModelVersion | None:
 
 
 def model_uri(version: ModelVersion) -> str:
-    return f"models:/{version.name}/{version.version}"
+    """The URI of exactly this version, which a later move of an alias cannot change."""
+    return version_uri(version.name, version.version)
 
 
 def tag_version(version: ModelVersion, tags: dict[str, str]) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 import pyspark
 from pyspark.sql import SparkSession
 
-from models.storage import is_remote
-from pipelines.platform.config import Config, ObjectStoreConfig
+from models.storage import ObjectStoreSettings, is_remote
+from pipelines.platform.config import Config
 from pipelines.platform.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def s3a_jars() -> list[Path]:
                   managed("amazon-s3-analyticsaccelerator-s3.version"))], "S3A connector")
 
 
-def s3a_settings(store: ObjectStoreConfig) -> dict[str, str]:
+def s3a_settings(store: ObjectStoreSettings) -> dict[str, str]:
     """Hadoop's S3A settings for the configured object store, for both URI spellings.
 
     Credentials are not set here: S3A's default chain reads ``AWS_ACCESS_KEY_ID`` and

@@ -14,6 +14,7 @@ import logging
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from models.model_uri import version_uri
 from pipelines.platform.config import Config
 from pipelines.platform.lake import TableRef, merge, pin, read_table
 from pipelines.platform.registry import CHAMPION, model_uri, version_by_alias
@@ -41,7 +42,7 @@ def score_table(df: DataFrame, ref: TableRef, table: str, keys: list[str], name:
         F.lit(name).alias("model_name"), F.lit(int(version)).alias("model_version"),
         F.concat_ws("|", *[F.col(c).cast("string") for c in keys]).alias("row_key"),
         F.lit(table).alias("table"), F.lit(ref.version).alias("table_version"),
-        predict_column(df.sparkSession, f"models:/{name}/{version}").alias("prediction"),
+        predict_column(df.sparkSession, version_uri(name, version)).alias("prediction"),
         F.current_timestamp().alias("scored_at"), F.lit(run_id).alias("run_id"))
 
 

@@ -19,6 +19,8 @@ from mlflow.entities.model_registry import ModelVersion
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from models.metrics import family_of
+from models.model_uri import alias_uri
 from models.plots import comparison_plot
 from pipelines.platform.config import Config
 from pipelines.platform.lake import TableRef, pin, read_table
@@ -27,6 +29,12 @@ from pipelines.platform.model_declarations import ModelDeclaration
 from pipelines.platform.registry import (
     CANDIDATE,
     CHAMPION,
+    EVAL_CANDIDATE_TAG,
+    EVAL_CHAMPION_TAG,
+    EVAL_CHAMPION_VERSION_TAG,
+    EVAL_METRIC_TAG,
+    EVAL_TABLE_TAG,
+    NO_CHAMPION,
     model_uri,
     tag_version,
     version_by_alias,
@@ -40,8 +48,9 @@ from pipelines.platform.step import Step, StepContext, StepResult
 
 log = logging.getLogger(__name__)
 
-REGRESSION_METRICS = ("rmse", "mae", "r2")
 LABEL = "label"
+# The Spark aggregates of each family of the metric catalogue.
+FAMILY_METRICS = {"regression": regression_metrics, "classification": classification_metrics}
 
 
 def predict_column(spark: SparkSession, uri: str) -> Column:
@@ -76,7 +85,7 @@ def scored_split(ctx: StepContext, model: ModelDeclaration,
 def score_versions(scored: DataFrame, metric: str,
                    versions: dict[str, ModelVersion]) -> dict[str, SplitMetrics]:
     """All metrics of ``metric``'s family for each version's column of ``scored``."""
-    family = regression_metrics if metric in REGRESSION_METRICS else classification_metrics
+    family = FAMILY_METRICS[family_of(metric)]
     return {who: family(scored, LABEL, who) for who in versions}
 
 
@@ -100,12 +109,12 @@ def evaluate_model(ctx: StepContext, name: str, model: ModelDeclaration
     rows = results["candidate"].rows
     metric = model.metric
     tag_version(candidate, {
-        "mlpipe.eval.metric": metric,
-        "mlpipe.eval.candidate": repr(scores["candidate"][metric]),
-        "mlpipe.eval.champion": repr(scores["champion"][metric]) if "champion" in scores
-        else "none",
-        "mlpipe.eval.champion_version": champion.version if champion else "none",
-        "mlpipe.eval.table": f"{ref.path}@v{ref.version}",
+        EVAL_METRIC_TAG: metric,
+        EVAL_CANDIDATE_TAG: repr(scores["candidate"][metric]),
+        EVAL_CHAMPION_TAG: repr(scores["champion"][metric]) if "champion" in scores
+        else NO_CHAMPION,
+        EVAL_CHAMPION_VERSION_TAG: champion.version if champion else NO_CHAMPION,
+        EVAL_TABLE_TAG: f"{ref.path}@v{ref.version}",
     })
     table = pd.DataFrame(scores).rename_axis("metric").reset_index()
     mlflow.log_text(table.to_csv(index=False), f"{name}/comparison.csv")
@@ -139,7 +148,7 @@ def run(ctx: StepContext) -> StepResult:
 
 def registry_inputs(config: Config, alias: str) -> list[str]:
     """The aliases a registry step reads, as locations for the skip fingerprint."""
-    return [f"models:/{name}@{alias}" for name in config.models]
+    return [alias_uri(name, alias) for name in config.models]
 
 
 def judged_tables(config: Config) -> list[str]:

@@ -17,6 +17,13 @@ from models.plots import comparison_plot
 from pipelines.platform.registry import (
     CANDIDATE,
     CHAMPION,
+    DECISION_REASON_TAG,
+    DECISION_TAG,
+    EVAL_CANDIDATE_TAG,
+    EVAL_CHAMPION_TAG,
+    EVAL_CHAMPION_VERSION_TAG,
+    EVAL_METRIC_TAG,
+    NO_CHAMPION,
     crown,
     dismiss,
     tag_version,
@@ -30,11 +37,11 @@ log = logging.getLogger(__name__)
 
 def decide(tags: dict[str, str], margin: float) -> tuple[bool, str]:
     """(promote?, why) from the scores ``evaluate`` wrote on the candidate version."""
-    metric = tags["mlpipe.eval.metric"]
-    candidate = float(tags["mlpipe.eval.candidate"])
-    if tags["mlpipe.eval.champion"] == "none":
+    metric = tags[EVAL_METRIC_TAG]
+    candidate = float(tags[EVAL_CANDIDATE_TAG])
+    if tags[EVAL_CHAMPION_TAG] == NO_CHAMPION:
         return True, f"no champion yet ({metric} {candidate:.5f})"
-    champion = float(tags["mlpipe.eval.champion"])
+    champion = float(tags[EVAL_CHAMPION_TAG])
     better = is_better(metric, candidate, champion, margin)
     verb = "beats" if better else "does not beat"
     return better, (f"{metric} {candidate:.5f} {verb} the champion's {champion:.5f} "
@@ -43,11 +50,11 @@ def decide(tags: dict[str, str], margin: float) -> tuple[bool, str]:
 
 def log_decision_plot(name: str, version: str, tags: dict[str, str]) -> None:
     """Candidate against champion on the gate's metric, as the gate saw them."""
-    values = {f"candidate v{version}": float(tags["mlpipe.eval.candidate"])}
-    if tags["mlpipe.eval.champion"] != "none":
-        values[f"champion v{tags['mlpipe.eval.champion_version']}"] = float(
-            tags["mlpipe.eval.champion"])
-    mlflow.log_figure(comparison_plot(values, tags["mlpipe.eval.metric"], f"{name}: promotion"),
+    values = {f"candidate v{version}": float(tags[EVAL_CANDIDATE_TAG])}
+    if tags[EVAL_CHAMPION_TAG] != NO_CHAMPION:
+        values[f"champion v{tags[EVAL_CHAMPION_VERSION_TAG]}"] = float(
+            tags[EVAL_CHAMPION_TAG])
+    mlflow.log_figure(comparison_plot(values, tags[EVAL_METRIC_TAG], f"{name}: promotion"),
                       f"{name}/promotion.png")
 
 
@@ -57,15 +64,15 @@ def run(ctx: StepContext) -> StepResult:
         candidate = version_by_alias(name, CANDIDATE)
         if candidate is None:
             continue
-        if "mlpipe.eval.metric" not in candidate.tags:
+        if EVAL_METRIC_TAG not in candidate.tags:
             log.warning("%s v%s has not been evaluated; run `mlpipe step evaluate` first",
                         name, candidate.version)
             continue
         promoted, reason = decide(candidate.tags, ctx.config.promote.margin)
         (crown if promoted else dismiss)(candidate)
         log_decision_plot(name, candidate.version, candidate.tags)
-        tag_version(candidate, {"mlpipe.decision": "promoted" if promoted else "rejected",
-                                "mlpipe.decision_reason": reason})
+        tag_version(candidate, {DECISION_TAG: "promoted" if promoted else "rejected",
+                                DECISION_REASON_TAG: reason})
         log.info("%s v%s %s: %s", name, candidate.version,
                  "promoted to @champion" if promoted else "not promoted", reason)
         rows.append({"model": name, "version": candidate.version,

@@ -25,9 +25,9 @@ from models.training.launch import (
     run_logged,
     run_spark,
 )
-from models.training.mpi import MpiSettings, mpi_command
+from models.training.mpi import mpi_command
 from models.training.task import TASK_FILE, Runtime, Schedule, TrainTask
-from pipelines.platform.config import Config, TrainingSchedule
+from pipelines.platform.config import Config
 from pipelines.platform.lake import TableRef, pin
 from pipelines.platform.layout import Layout
 from pipelines.platform.model_declarations import ModelDeclaration, Trainer
@@ -83,10 +83,11 @@ def training_input(ctx: StepContext, table: str, step: str, resume: bool) -> Tab
 
 def make_task(ctx: StepContext, step: str, *, kind: Literal["tabular", "sequence"],
               ref: TableRef, encoder: str, encoder_arg: str, label: str,
-              section: TrainingSchedule, model: dict[str, Any], resume: bool) -> TrainTask:
+              section: Schedule, model: dict[str, Any], resume: bool) -> TrainTask:
     """Everything the workers need, as plain values (they never see the config)."""
     config = ctx.config
-    schedule = Schedule(**{name: getattr(section, name) for name in Schedule.__dataclass_fields__})
+    # The section extends the schedule with its model's keys, which the task keeps apart.
+    schedule = Schedule(**section.model_dump(include=set(Schedule.model_fields)))
     return TrainTask(
         kind=kind, table_path=ref.path, table_version=ref.version, encoder=encoder,
         encoder_arg=encoder_arg, label=label, model=model, schedule=schedule,
@@ -105,21 +106,13 @@ def launch_settings(config: Config) -> LaunchSettings:
                           timeout_s=h.timeout_s)
 
 
-def mpi_settings(config: Config) -> MpiSettings:
-    m = config.horovod.mpi
-    return MpiSettings(hosts=tuple(m.hosts), transport=m.transport, ib_hca=m.ib_hca,
-                       gid_index=m.gid_index, socket_ifname=m.socket_ifname,
-                       gpudirect_level=m.gpudirect_level, ucx_net_devices=m.ucx_net_devices,
-                       python=m.python, env=dict(m.env), rsh_agent=m.rsh_agent, btl=m.btl)
-
-
 def launch_plan(config: Config, task_file: str) -> str:
     """The exact command a launch runs (with the environment it adds), as shell text."""
     settings = launch_settings(config)
     launcher = config.horovod.launcher
     object_store = Layout.of(config).object_store.as_dict()
     if launcher == "mpi":
-        return shlex.join(mpi_command(mpi_settings(config), settings, task_file, object_store))
+        return shlex.join(mpi_command(config.horovod.mpi, settings, task_file, object_store))
     env = " ".join(f"{k}={v}" for k, v in horovod_env(settings).items())
     if launcher == "spark":
         return (f"{env} horovod.spark.run(models.training.worker.run_task, "
@@ -134,7 +127,7 @@ def launch(ctx: StepContext, task: TrainTask) -> list[dict[str, Any]]:
     if config.horovod.launcher == "spark":
         return run_spark(task, settings)  # on ctx.spark's context, started by the pin
     if config.horovod.launcher == "mpi":
-        mpi = mpi_settings(config)
+        mpi = config.horovod.mpi
         run_logged(mpi_command(mpi, settings, task.write(), task.object_store),
                    dict(os.environ), settings.timeout_s, task.storage,
                    join(task.output_dir, "mpirun.log"))

@@ -27,7 +27,8 @@ from models.plots import calibration_plot, residuals_plot, roc_plot
 from models.regression import LinearRegression, LogisticRegression
 from models.regression.blocks import DataError as RegressionDataError
 from models.regression.pyfunc import log_regression_model
-from pipelines.platform.config import Config, TrainRegressionConfig
+from pipelines.platform.config import Config
+from pipelines.platform.config_schema import TrainRegressionConfig
 from pipelines.platform.errors import DataError
 from pipelines.platform.lake import TableRef, pin, read_table
 from pipelines.platform.layout import Layout

@@ -7,8 +7,10 @@ import pytest
 from sklearn import metrics as sk
 
 from models.metrics import (
+    CATALOGUE,
     calibration_bins,
     classification_metrics,
+    family_of,
     is_better,
     regression_metrics,
     roc_auc,
@@ -77,3 +79,13 @@ def test_is_better_respects_direction_and_margin(metric: str, candidate: float,
 def test_unknown_metric_is_named() -> None:
     with pytest.raises(ValueError, match="f1"):
         is_better("f1", 1.0, 0.0, 0.0)
+
+
+def test_the_catalogue_names_what_each_family_computes() -> None:
+    # The gate's directions, the declarations' choices and the metrics computed are one list.
+    probability = RNG.random(len(Y))
+    assert set(regression_metrics(Y, probability)) == set(CATALOGUE["regression"])
+    assert set(classification_metrics(Y, probability)) == set(CATALOGUE["classification"])
+    assert {family_of(name) for name in CATALOGUE["regression"]} == {"regression"}
+    with pytest.raises(ValueError, match="unknown metric 'f1'"):
+        family_of("f1")

@@ -13,7 +13,7 @@ from models.storage import ObjectStoreSettings, Storage, is_remote, join
 @pytest.fixture
 def storage() -> Storage:
     # The object-store settings are never used for local locations.
-    return Storage(ObjectStoreSettings(endpoint="", region="us-east-1", path_style=True,
+    return Storage(ObjectStoreSettings(endpoint="", region="us-east-1", path_style_access=True,
                                        connect_timeout_s=1.0))
 
 

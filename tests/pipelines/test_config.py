@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from models.storage import ObjectStoreSettings
+from models.training.task import Runtime, Schedule, TrainTask
 from pipelines.platform.config import load_config, parse_override
 from pipelines.platform.errors import ConfigError
 
@@ -96,3 +98,30 @@ def test_fingerprint_changes_with_section(conf_dir: Path) -> None:
     two = load_config(conf_dir=conf_dir, overrides=["seed=1"])
     assert one.fingerprint() != two.fingerprint()
     assert one.fingerprint("spark") == two.fingerprint("spark")
+
+
+def test_sections_the_workers_read_are_validated_with_names_of_file_and_key(
+        conf_dir: Path) -> None:
+    # object_store, horovod.mpi and the training schedule are the classes of models/,
+    # validated from YAML as they are: their errors still name the key and where it was set.
+    for override, key, problem in [
+            ("object_store.connect_timeout_s=0", "object_store.connect_timeout_s",
+             "greater than 0"),
+            ("horovod.mpi.hostz=[a]", "horovod.mpi.hostz", "unknown key"),
+            ("train_deep.warmup_epochs=soon", "train_deep.warmup_epochs", "valid integer")]:
+        with pytest.raises(ConfigError) as info:
+            load_config(conf_dir=conf_dir, overrides=[override])
+        assert f"--set: {key}: " in str(info.value) and problem in str(info.value)
+
+
+def test_the_workers_get_the_config_s_own_settings(conf_dir: Path) -> None:
+    config = load_config(conf_dir=conf_dir, overrides=["horovod.mpi.hosts=[a:2, b:2]"])
+    assert isinstance(config.object_store, ObjectStoreSettings)
+    assert isinstance(config.train_deep, Schedule)
+    assert config.horovod.mpi.slots == 4
+    schedule = Schedule(**config.train_deep.model_dump(include=set(Schedule.model_fields)))
+    assert TrainTask.from_json(TrainTask(
+        kind="tabular", table_path="t", table_version=0, encoder="m:f", encoder_arg="s",
+        label="y", model={}, schedule=schedule,
+        runtime=Runtime(threads_per_worker=1, fp16_allreduce=False), seed=1,
+        output_dir="o").to_json()).schedule == schedule

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from models.metrics import CATALOGUE, GREATER_IS_BETTER
 from pipelines.platform.config import load_config
 from pipelines.platform.errors import ConfigError
 from pipelines.platform.step import StepContext
@@ -91,3 +92,18 @@ def test_a_model_s_params_replace_its_trainer_s_section_for_it_alone(project_con
     mlp = config.hyperparameters("delay-mlp")
     assert (mlp.epochs, mlp.hidden_units) == (2, [32])
     assert mlp.learning_rate == config.train_deep.learning_rate
+
+
+def test_a_declaration_chooses_among_the_metrics_the_gate_judges(project_conf: Path) -> None:
+    # Each trainer accepts exactly its family of models.metrics' catalogue, which promote's
+    # gate reads its direction from.
+    accepted = {}
+    for metric in [*GREATER_IS_BETTER, "f1"]:
+        models = {"delay-minutes": {**REGRESSIONS["delay-minutes"], "metric": metric}}
+        with_catalogue(project_conf, models)
+        try:
+            load_config(env="base", conf_dir=project_conf)
+            accepted[metric] = True
+        except ConfigError:
+            accepted[metric] = False
+    assert [m for m, ok in accepted.items() if ok] == list(CATALOGUE["regression"])

@@ -27,11 +27,12 @@ from pipelines.orchestration.step_runner import record_result
 from pipelines.platform.config import Config
 from pipelines.platform.lake import read_table
 from pipelines.platform.layout import Layout
+from pipelines.platform.registry import EVAL_CANDIDATE_TAG, EVAL_CHAMPION_TAG, NO_CHAMPION
 from pipelines.platform.step import StepContext, StepResult
 from pipelines.platform.tracking import start_run
 from pipelines.release.batch_score import BATCH_SCORE, PREDICTIONS
 from pipelines.release.evaluate import EVALUATE
-from pipelines.release.promote import PROMOTE
+from pipelines.release.promote import PROMOTE, decide
 from pipelines.training import regression
 from pipelines.training.regression import TRAIN_REGRESSION
 from tests.conftest import CONF_DIR, make_config
@@ -144,9 +145,15 @@ def test_gate_promotes_first_candidate_then_refuses_a_worse_one(
         trained: StepResult, lake_config: Config, spark: SparkSession) -> None:
     first = run_tracked(lake_config, spark, EVALUATE.run, "evaluate")
     assert_driver_side_scores(first, trained, lake_config, spark)
+    # What evaluate wrote on the candidate is what the gate reads.
+    client = MlflowClient()
+    tags = client.get_model_version_by_alias(LINEAR, "candidate").tags
+    assert tags[EVAL_CHAMPION_TAG] == NO_CHAMPION
+    assert float(tags[EVAL_CANDIDATE_TAG]) == first.metrics[f"{LINEAR}.candidate.rmse"]
+    assert decide(tags, lake_config.promote.margin) == (
+        True, f"no champion yet (rmse {first.metrics[f'{LINEAR}.candidate.rmse']:.5f})")
     result = run_tracked(lake_config, spark, PROMOTE.run, "promote")
     assert result.metrics["promoted"] == 2.0
-    client = MlflowClient()
     champion = client.get_model_version_by_alias(LINEAR, "champion")
     assert champion.tags["mlpipe.decision"] == "promoted"
 

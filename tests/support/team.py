@@ -47,7 +47,7 @@ class TeamRoot:
     @property
     def storage(self) -> Storage:
         return Storage(ObjectStoreSettings(endpoint=self.services.store.endpoint,
-                                           region="us-east-1", path_style=True,
+                                           region="us-east-1", path_style_access=True,
                                            connect_timeout_s=5))
 
     def settings(self) -> tuple[str, ...]:
@@ -72,6 +72,14 @@ class TeamRoot:
         return subprocess.run(self.command(*args, extra=extra), capture_output=True, text=True,
                               timeout=timeout, cwd=self.workdir,
                               env=env or self.environment())
+
+    def start(self, *args: str, logs: Path) -> subprocess.Popen:
+        """Start mlpipe in the background, its output in ``logs``/stdout and ``logs``/stderr."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        logs.mkdir(parents=True)
+        return subprocess.Popen(self.command(*args), cwd=self.workdir, env=self.environment(),
+                                stdout=(logs / "stdout").open("w"),
+                                stderr=(logs / "stderr").open("w"))
 
     def table(self, layer: str, name: str) -> pd.DataFrame:
         uri, options = self.storage.delta_options(join(self.root, "lake", layer, name))

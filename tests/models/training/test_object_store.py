@@ -43,7 +43,7 @@ def store(team_services: TeamServices, monkeypatch: pytest.MonkeyPatch,
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, environment[name])
     settings = ObjectStoreSettings(endpoint=team_services.store.endpoint, region=REGION,
-                                   path_style=True, connect_timeout_s=5.0)
+                                   path_style_access=True, connect_timeout_s=5.0)
     return Storage(settings), f"s3a://{team_services.bucket}/tests/training/{request.node.name}"
 
 
