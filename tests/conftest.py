@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from xdist.workermanage import WorkerController
 
 from pipelines.platform.config import Config, load_config
 from pipelines.platform.spark import build_spark_session
-from tests.support.scheduling import assign_groups
+from tests.support.scheduling import assign_groups, check_groups_took_effect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
@@ -35,6 +36,10 @@ def make_config(data_root: Path, *overrides: str, conf_dir: Path = CONF_DIR) -> 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Spread the suite over parallel workers without building a shared fixture twice."""
     assign_groups(items)
+
+
+def pytest_xdist_node_collection_finished(node: WorkerController, ids: list[str]) -> None:
+    check_groups_took_effect(node.config, ids)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ What lands is the dataset's ``seeding`` declaration (``conf/datasets/<dataset>/s
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import click
@@ -13,9 +14,20 @@ from pipelines.ingest.seed import seed_landing, seed_plan
 from pipelines.platform.layout import Layout
 from pipelines.platform.step import Step, StepContext, StepResult
 
+log = logging.getLogger(__name__)
+
 
 def run(ctx: StepContext, start: date | None = None, end: date | None = None) -> StepResult:
-    plan = seed_plan(ctx.config)  # before the dates: a dataset without seeding says so
+    """Land the declared days; a dataset whose files arrive in ``landing/`` by other means
+    (no ``seeding.yaml``) has nothing to seed, which is success, so the steps after run."""
+    if ctx.config.seeding.loader is None:
+        reason = (f"nothing to seed: dataset {ctx.config.dataset!r} has no embedded data "
+                  f"(no conf/datasets/{ctx.config.dataset}/seeding.yaml); its files arrive "
+                  f"in landing/")
+        log.info("seed: %s", reason)
+        return StepResult(metrics={"files_written": 0, "rows_written": 0, "days_written": 0},
+                          headline=reason)
+    plan = seed_plan(ctx.config)
     settings = ctx.config.seeding
     start, end = start or settings.start, end or settings.end
     report = seed_landing(ctx.layout.landing(), ctx.layout.storage, plan, start, end)

@@ -4,6 +4,7 @@ dataset, seattle_weather, seeds and ingests with its bad rows quarantined."""
 
 from __future__ import annotations
 
+import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from pipelines.platform.layout import Layout
 from pipelines.platform.step import StepContext
 from tests.conftest import make_config
 from tests.pipelines.conftest import SEEDING, step_context
+from tests.support.processes import BIN_DIR
 
 SEATTLE = "dataset=seattle_weather"
 
@@ -148,17 +150,40 @@ def test_a_loader_must_return_the_declared_columns(tmp_path: Path) -> None:
                      date(2012, 1, 1))
 
 
-def test_a_dataset_without_seeding_yaml_has_nothing_to_seed(project_conf: Path,
-                                                            tmp_path: Path) -> None:
+def declare_meters_without_seeding(project_conf: Path) -> None:
+    """A dataset of one's own: sources declared, files to arrive in landing/, no seeding.yaml."""
     folder = project_conf / "datasets" / "meters"
     folder.mkdir(parents=True)
     (folder / "sources.yaml").write_text(yaml.safe_dump(
         {"sources": {"readings": {"columns": {"meter": "string", "kwh": "double"}}}}))
+
+
+def test_a_dataset_without_seeding_yaml_seeds_nothing_and_says_why(project_conf: Path,
+                                                            tmp_path: Path) -> None:
+    declare_meters_without_seeding(project_conf)
     config = make_config(tmp_path / "data", "dataset=meters", conf_dir=project_conf)
 
+    result = SEED.run(StepContext(config, run_id="run-seed"))
+
+    assert result.headline.startswith("nothing to seed: dataset 'meters' has no embedded data")
+    assert result.metrics["files_written"] == 0
+    assert not Layout.of(config).storage.list_files(Layout.of(config).landing("readings"))
     with pytest.raises(ConfigError, match="dataset 'meters' has no embedded data to seed; "
                                           "declare it in conf/datasets/meters/seeding.yaml"):
-        SEED.run(StepContext(config, run_id="run-seed"))
+        seed_plan(config)
+
+
+def test_mlpipe_step_seed_says_there_is_nothing_to_seed(project_conf: Path,
+                                                        tmp_path: Path) -> None:
+    declare_meters_without_seeding(project_conf)
+
+    result = subprocess.run(
+        [str(BIN_DIR / "mlpipe"), "--config", str(project_conf), "--set", "dataset=meters",
+         "--set", f"data_root={tmp_path / 'data'}", "step", "seed"],
+        capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert "nothing to seed: dataset 'meters' has no embedded data" in result.stdout + result.stderr
 
 
 def test_seattle_weather_seeds_and_ingests_with_bad_rows_quarantined(
