@@ -22,10 +22,11 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+from models.project import PROJECT_ROOT
 from pipelines.services import TeamServices
 
 STEP_LINE = re.compile(r"^(\w+)\s+ran\s+([\d.]+) s")
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = PROJECT_ROOT / "conf"
 
 
 def slice_settings(days: int) -> list[str]:

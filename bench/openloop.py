@@ -30,13 +30,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from models.project import PROJECT_ROOT, cache_dir
 from pipelines.services.processes import free_port, wait_for_http
 
 log = logging.getLogger("bench.openloop")
 
 SOURCE = Path(__file__).resolve().parent / "openloop"
-BIN_DIR = Path.home() / ".cache" / "mlpipe" / "bin"
-REPO_ROOT = SOURCE.parent.parent
+BIN_DIR = cache_dir() / "bin"
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def noop_server() -> Iterator[int]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.noop_app:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"], cwd=REPO_ROOT)
+         "--log-level", "warning", "--no-access-log"], cwd=PROJECT_ROOT)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", server, timeout_s=60)
         yield port

@@ -18,11 +18,11 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.project import PROJECT_ROOT
 from pipelines.services.processes import free_port, wait_for_http
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # The no-op endpoints by kind: on Starlette (the yardstick), and as plain ASGI.
 NOOP_APPS = {"noop": "bench.noop_app:app", "noop-asgi": "bench.noop_app:bare"}
 
@@ -71,7 +71,7 @@ def running(specs: dict[str, ServerSpec], log_dir: Path, *,
             ports[name] = free_port()
             with (log_dir / f"{name}.log").open("w") as log_file:
                 processes[name] = subprocess.Popen(
-                    spec.command(ports[name]), cwd=REPO_ROOT, env=spec.env or None,
+                    spec.command(ports[name]), cwd=PROJECT_ROOT, env=spec.env or None,
                     stdout=log_file, stderr=subprocess.STDOUT)
         for name, process in processes.items():
             wait_for_http(f"http://127.0.0.1:{ports[name]}/ping", process, ready_timeout_s)

@@ -7,9 +7,6 @@ out. ``bench`` and ``tests`` import it from the repository root (both run there)
 import the product packages.
 """
 
-from pathlib import Path
-
-# The repository the package is imported from (it is not installed): the netlab's shim
-# lives in its scripts/, and the processes the netlab starts on emulated hosts import the
-# lab from it.
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The lab is not installed: it is imported from the project's checkout
+# (models.project.PROJECT_ROOT), where the netlab's shim lives in scripts/ and from which
+# the processes the netlab starts on emulated hosts import it.

@@ -194,7 +194,7 @@ def bench(names: tuple[str, ...]) -> int:
     """Run the benchmarks in bench/ (all, or the NAMES given); results in bench/RESULTS.md."""
     import subprocess
 
-    from pipelines.orchestration.submit import PROJECT_ROOT
+    from models.project import PROJECT_ROOT
 
     return subprocess.call([sys.executable, "-m", "bench", *names], cwd=PROJECT_ROOT)
 

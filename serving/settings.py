@@ -8,7 +8,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-DEFAULT_CONF = Path(__file__).resolve().parents[1] / "conf" / "serving.yaml"
+from models.project import PROJECT_ROOT
+
+DEFAULT_CONF = PROJECT_ROOT / "conf" / "serving.yaml"
 
 
 class ServingSettings(BaseModel):

@@ -9,12 +9,12 @@ import pytest
 from pyspark.sql import SparkSession
 from xdist.workermanage import WorkerController
 
+from models.project import PROJECT_ROOT
 from pipelines.platform.config import Config, load_config
 from pipelines.platform.spark import build_spark_session
 from tests.support.scheduling import assign_groups, check_groups_took_effect
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO_ROOT / "conf"
+CONF_DIR = PROJECT_ROOT / "conf"
 
 # Small shuffles and no UI: the suite runs on two cores.
 TEST_SETTINGS = (

@@ -19,14 +19,15 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from models.project import PROJECT_ROOT
 from pipelines.services.spark_cluster import SparkCluster
-from tests.conftest import CONF_DIR, REPO_ROOT
+from tests.conftest import CONF_DIR
 from tests.support.processes import BIN_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-SLICE = ("seeding.start=2013-01-01", "seeding.end=2013-01-08",
-         "features.train_end=2013-01-05", "features.validation_end=2013-01-06",
+SLICE = ("seeding.start=2013-01-01", "seeding.end=2013-01-04",
+         "features.train_end=2013-01-02", "features.validation_end=2013-01-03",
          "train_regression.reg_params=[0.01]", "mlflow.experiment=cluster",
          "spark.master=local[2]", "spark.conf.spark.sql.shuffle.partitions=2")
 
@@ -55,7 +56,7 @@ def test_a_job_runs_on_executors_with_the_shipped_code(tmp_path: Path,
                  for arg in ("--set", item)]
         return subprocess.run([str(BIN_DIR / "mlpipe"), "--config", str(CONF_DIR), *flags,
                                *args], capture_output=True, text=True, timeout=900,
-                              cwd=REPO_ROOT)
+                              cwd=PROJECT_ROOT)
 
     built = mlpipe("run", "--only", "seed", "--only", "ingest", "--only", "features")
     assert built.returncode == 0, built.stderr[-3000:]

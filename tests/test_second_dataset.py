@@ -4,7 +4,10 @@ Everything it has is declared in conf/datasets/seattle_weather/ (sources, a SQL 
 view, labels, split, encodings, sequences, four models): `mlpipe run --set
 dataset=seattle_weather` on four months ingests with quarantine, builds the tables,
 trains every model kind, gates and promotes them and scores the features; then the MLP
-champion answers over HTTP with the declared request columns.
+champion answers over HTTP with the declared request columns, a rerun skips every step and
+newly seeded days are ingested alone. It is the suite's run of the embedded default's
+path (local lake, MLflow on SQLite, local Spark); the flights run is the team run,
+tests/test_team.py.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import pytest
 from deltalake import DeltaTable
 from mlflow.tracking import MlflowClient
 
+from models.project import PROJECT_ROOT
 from pipelines.services.processes import free_port
-from tests.conftest import CONF_DIR, REPO_ROOT
+from tests.conftest import CONF_DIR
 from tests.support.processes import BIN_DIR, background
+from tests.support.runs import PIPELINE_STEPS, statuses
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -40,10 +45,11 @@ EXTRA_DAYS = ("date,precipitation,temp_max,temp_min,wind,weather\n"
               "2012-05-03,0.0,15.0,6.1,2.5,hail\n")
 
 
-def mlpipe(root: Path, *args: str) -> subprocess.CompletedProcess:
-    settings = [arg for item in (*SLICE, f"data_root={root}") for arg in ("--set", item)]
+def mlpipe(root: Path, *args: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    settings = [arg for item in (*SLICE, f"data_root={root}", *extra)
+                for arg in ("--set", item)]
     return subprocess.run([str(BIN_DIR / "mlpipe"), "--config", str(CONF_DIR), *settings,
-                           *args], capture_output=True, text=True, timeout=1500, cwd=REPO_ROOT)
+                           *args], capture_output=True, text=True, timeout=1500, cwd=PROJECT_ROOT)
 
 
 def table(root: Path, layer: str, name: str) -> DeltaTable:
@@ -112,3 +118,25 @@ def test_the_champion_serves_the_declared_request(root: Path, tmp_path: Path) ->
     (probability,) = answered.json()["predictions"]
     assert 0.0 <= float(probability) <= 1.0
     assert refused.status_code == 400 and "temp_max" in refused.text, refused.text
+
+
+def test_a_rerun_with_nothing_new_skips_every_step(root: Path) -> None:
+    """The local lake's fingerprints (the embedded default's) see that nothing changed."""
+    result = mlpipe(root, "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert statuses(result.stdout) == dict.fromkeys(PIPELINE_STEPS, "skipped"), result.stdout
+
+
+def test_new_days_are_ingested_alone(root: Path) -> None:
+    """Last in the module: it adds days to the lake the tests above read."""
+    before = table(root, "bronze", "daily_weather").to_pandas()
+    result = mlpipe(root, "run", "--only", "seed", "--only", "ingest",
+                    extra=("seeding.end=2012-05-06",))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert statuses(result.stdout) == {"seed": "ran", "ingest": "ran"}
+    bronze = table(root, "bronze", "daily_weather").to_pandas()
+    new_files = {name.rsplit("/", 1)[-1]
+                 for name in set(bronze["_source_file"]) - set(before["_source_file"])}
+    assert new_files == {f"2012-05-0{day}.csv" for day in range(1, 7)}
+    assert len(bronze) == len(before) + 6
+    assert not bronze.duplicated(["_source_file", "date"]).any()

@@ -6,6 +6,11 @@ by PostgreSQL, with its artifacts in the object store. Nothing may land in a loc
 the working directory the run starts in must stay empty. The run is started twice at
 once, as two team members might: one runs, the other exits at once naming the holder of
 the root's lock.
+
+This is the suite's one flights run of the whole pipeline: tables, nested runs, champions,
+a champion over HTTP and a rerun that skips everything are checked on it. The embedded
+default's path (local lake, MLflow on SQLite, local Spark), with new days ingested alone,
+runs end to end in tests/test_second_dataset.py.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pipelines.services.processes import free_port
 from pipelines.services.spark_cluster import SparkCluster
 from tests.support.flights import RAW_FIELDS
 from tests.support.processes import background
+from tests.support.runs import PIPELINE_STEPS, statuses
 from tests.support.team import TeamRoot, store_credentials  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400),
@@ -32,14 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400),
 
 MODELS = ("flight-delay-linear", "flight-delay-logistic", "flight-delay-mlp",
           "origin-delay-forecast")
-STEPS = ("seed", "ingest", "features", "train_regression", "train_deep", "train_sequence",
-         "evaluate", "promote", "batch_score")
-
-
-def statuses(output: str) -> dict[str, str]:
-    """Step -> status from the table `mlpipe run` prints at the end."""
-    rows = [line.split() for line in output.splitlines()]
-    return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in STEPS}
 
 
 @dataclass
@@ -83,7 +81,7 @@ def team_race(team_services: TeamServices, spark_cluster: SparkCluster,
     assert sorted(codes) == [0, 1], [(f / "stderr").read_text()[-4000:] for f in folders]
     winner, loser = codes.index(0), codes.index(1)
     output = (folders[winner] / "stdout").read_text()
-    assert statuses(output) == dict.fromkeys(STEPS, "ran"), output
+    assert statuses(output) == dict.fromkeys(PIPELINE_STEPS, "ran"), output
     return RacedRun(root, folders[winner], folders[loser], ended[winner], ended[loser])
 
 
@@ -117,8 +115,12 @@ def test_the_lake_lives_on_the_object_store(team_run: TeamRoot) -> None:
     assert list(team_run.workdir.iterdir()) == []
 
 
-def test_predictions_cover_every_model(team_run: TeamRoot) -> None:
+def test_tables_are_written_and_predictions_cover_every_model(team_run: TeamRoot) -> None:
+    flights = team_run.table("bronze", "flights")
+    assert flights["_run_id"].notna().all()
     features = team_run.table("silver", "flight_features")
+    assert set(features["split"]) == {"train", "validation", "test"}
+    assert len(features) <= len(flights)
     predictions = team_run.table("gold", "predictions")
     assert set(predictions["model_name"]) == set(MODELS)
     assert (predictions["model_name"] == "flight-delay-mlp").sum() == len(features)
@@ -136,12 +138,14 @@ def test_runs_models_and_artifacts_are_on_the_tracking_server(team_run: TeamRoot
     experiment = client.get_experiment_by_name(team_run.name)
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if r.info.run_name == "pipeline"]
-    children = {r.info.run_name for r in runs
+    children = {r.info.run_name: r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert set(STEPS) <= children
+    assert set(PIPELINE_STEPS) <= set(children)
+    assert "input.silver.flight_features.version" in children["train_regression"].data.params
     for name in MODELS:
         champion = client.get_model_version_by_alias(name, "champion")
         assert champion.tags["mlpipe.decision"] == "promoted"
+        assert "candidate" not in client.get_registered_model(name).aliases
     # The server proxies artifacts into the object store: the runs' files are there.
     store = team_run.services.store.client()
     listed = store.list_objects_v2(Bucket=team_run.services.bucket, Prefix="mlflow-artifacts/")
@@ -151,7 +155,7 @@ def test_runs_models_and_artifacts_are_on_the_tracking_server(team_run: TeamRoot
 def test_a_rerun_with_nothing_new_skips_every_step(team_run: TeamRoot) -> None:
     result = team_run.mlpipe("run")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert statuses(result.stdout) == dict.fromkeys(STEPS, "skipped"), result.stdout
+    assert statuses(result.stdout) == dict.fromkeys(PIPELINE_STEPS, "skipped"), result.stdout
 
 
 def test_the_champion_is_served_from_the_team_server(team_run: TeamRoot, tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 
-from lab import REPO_ROOT
 from lab.netlab.namespaces import SHIM, Cluster
+from models.project import PROJECT_ROOT
 from models.training.launch import LaunchSettings, gloo_launcher
 from models.training.mpi import MpiSettings, mpi_launcher
 
@@ -33,7 +33,7 @@ def launch_env(cluster: Cluster, base: Mapping[str, str] | None = None) -> dict[
     """
     env = dict(os.environ if base is None else base)
     env["PATH"] = f"{cluster.run_dir / 'bin'}:{env.get('PATH', os.defpath)}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env["MLPIPE_NETLAB_PREFIX"] = cluster.prefix
     if os.geteuid() == 0:
         env |= MPI_AS_ROOT

@@ -22,8 +22,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import REPO_ROOT
 from lab.netlab.system import NetlabError, in_namespace, require_privileges, run
+from models.project import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ NETWORK = ipaddress.ip_network("198.18.0.0/15")
 HOST_IFNAME = "eth0"
 RUN_ROOT = Path("/run/mlpipe-netlab")
 NETNS_ETC = Path("/etc/netns")
-SHIM = REPO_ROOT / "scripts" / "netns-exec"
+SHIM = PROJECT_ROOT / "scripts" / "netns-exec"
 
 
 @dataclass(frozen=True)

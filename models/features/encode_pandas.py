@@ -4,8 +4,8 @@ This must give exactly what :mod:`models.features.spark` gives for the same rows
 (the tests compare them): same derivations, same order of floating-point operations.
 
 Serving encodes a handful of rows per call, so the per-call cost is what matters:
-the spec is turned once into lookup tables (:class:`SpecEncoder`, cached on the spec
-as :attr:`FeatureSpec.encoder`), and a call is a few array operations per column,
+the spec is turned once into lookup tables (:class:`SpecEncoder`, which the server's
+models build when they load), and a call is a few array operations per column,
 with no pandas in the way unless a column arrives in an unusual type.
 """
 
@@ -179,10 +179,11 @@ class SpecEncoder:
 def encode_pandas(spec: FeatureSpec, raw: RawColumns) -> dict[str, np.ndarray]:
     """``features`` (n, p) float64, ``cat_indices`` (n, c) int32 and ``numeric`` (n, q) float64.
 
-    See :class:`~models.features.spec.FeatureSpec` for what each holds. Callers that
-    need only some of them use ``spec.encoder.encode`` and skip the rest.
+    See :class:`~models.features.spec.FeatureSpec` for what each holds. This builds the
+    lookup tables on every call; callers encoding many batches keep one
+    :class:`SpecEncoder` and call its ``encode``.
     """
-    encoded = spec.encoder.encode(raw)
+    encoded = SpecEncoder(spec).encode(raw)
     return {"features": encoded.design(), "cat_indices": encoded.cat_indices,
             "numeric": encoded.numeric}
 

@@ -32,14 +32,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from models.features.fields import FLIGHTS
-
-if TYPE_CHECKING:
-    from models.features.encode_pandas import SpecEncoder
 
 FORMAT_VERSION = 2
 
@@ -144,17 +139,6 @@ class FeatureSpec:
     def cardinalities(self) -> list[int]:
         """Embedding table sizes, one per ``cat_indices`` entry (index 0 included)."""
         return [len(c.vocab) + 1 for c in self.categorical] + [h.buckets + 1 for h in self.hashed]
-
-    @cached_property
-    def encoder(self) -> SpecEncoder:
-        """This spec as lookup tables for encoding with numpy, built on first use.
-
-        Kept with the spec (not a field: equality and JSON ignore it) so that every
-        caller encoding with one spec pays for the tables once.
-        """
-        from models.features.encode_pandas import SpecEncoder  # it imports this module
-
-        return SpecEncoder(self)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
-from models.features.encode_pandas import RawColumns, encode_pandas
+from models.features.encode_pandas import RawColumns, SpecEncoder, encode_pandas
 from models.features.spec import FeatureSpec, load_spec
 
 SPEC_ARTIFACT = "feature_spec"
@@ -31,6 +31,7 @@ class RawFlightRegression(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.spec = load_spec(context.artifacts[SPEC_ARTIFACT])
+        self.encoder = SpecEncoder(self.spec)
         fitted = json.loads(Path(context.artifacts[COEFFICIENTS_ARTIFACT]).read_text())
         self.coefficients = np.asarray(fitted["coefficients"], dtype="float64")
         self.intercept = float(fitted["intercept"])
@@ -44,7 +45,7 @@ class RawFlightRegression(mlflow.pyfunc.PythonModel):
 
         What the server calls (see ``EncodedKerasModel.predict_columns`` for why).
         """
-        design = self.spec.encoder.encode(columns).design()
+        design = self.encoder.encode(columns).design()
         return linear_predictor(design, self.coefficients, self.intercept, self.link)
 
 

@@ -15,18 +15,19 @@ import tensorflow as tf
 log = logging.getLogger(__name__)
 
 
-def pin_gpu(local_rank: int) -> bool:
-    """Give this rank only GPU ``local_rank`` of its host; False when there is no GPU.
+def pin_gpu(local_rank: int) -> str | None:
+    """Give this rank only GPU ``local_rank`` of its host and return its name (e.g.
+    ``/physical_device:GPU:1``); None when there is no GPU.
 
     Without this every rank allocates memory on every GPU of the host.
     """
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
-        return False
+        return None
     gpu = gpus[local_rank % len(gpus)]
     tf.config.experimental.set_memory_growth(gpu, True)
     tf.config.set_visible_devices(gpu, "GPU")
-    return True
+    return gpu.name
 
 
 def set_threads(threads_per_worker: int, workers_on_host: int) -> int:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from models.features.encode_pandas import RawColumns
+from models.features.encode_pandas import RawColumns, SpecEncoder
 from models.features.spec import FeatureSpec
 from models.keras.sequence import WINDOW_INPUT
 from models.keras.tabular import NUMERIC_INPUT
@@ -70,6 +70,7 @@ class TabularSpecEncoder:
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
+        self.tables = SpecEncoder(spec)
 
     @property
     def columns(self) -> list[str]:
@@ -85,7 +86,7 @@ class TabularSpecEncoder:
         return len(self.spec.numeric_feature_names)
 
     def encode(self, frame: RawColumns) -> dict[str, np.ndarray]:
-        encoded = self.spec.encoder.encode(frame)
+        encoded = self.tables.encode(frame)
         codes = encoded.cat_indices.T  # one contiguous row of codes per input
         inputs = {name: np.ascontiguousarray(codes[i])
                   for i, name in enumerate(self.spec.categorical_feature_names)}

@@ -38,10 +38,13 @@ log = logging.getLogger("models.training.worker")
 def train(task: TrainTask) -> dict[str, Any]:
     """Train on this rank's shard; every rank returns the same metrics and weight digest."""
     hvd.init()  # Horovod: join the job
-    on_gpu = pin_gpu(hvd.local_rank())  # Horovod: one GPU per rank
+    gpu = pin_gpu(hvd.local_rank())  # Horovod: one GPU per rank
+    on_gpu = gpu is not None
     threads = set_threads(task.runtime.threads_per_worker,
                           hvd.local_size())  # Horovod: share the host's cores
     loss_scaling = set_precision(task.schedule.mixed_precision, on_gpu)
+    log.info("rank %d: training on %s, %d threads", hvd.rank(), gpu or "CPU (no GPU found)",
+             threads)
     keras.utils.set_random_seed(task.seed + hvd.rank())  # Horovod: own dropout masks per rank
     problem = PROBLEMS[task.kind]
     storage = task.storage

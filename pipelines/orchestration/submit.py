@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pyspark
 
+from models.project import PROJECT_ROOT
 from pipelines.platform.config import Config
 from pipelines.platform.errors import ConfigError
 from pipelines.platform.spark import delta_jars
 
 PACKAGES = ("jobs", "pipelines", "models", "serving")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Steps whose job module is not simply jobs/<step>.py.
 JOB_MODULES = {"features": "build_features"}
 

@@ -24,12 +24,12 @@ import botocore.exceptions
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from models.project import PROJECT_ROOT, cache_dir
 from pipelines.services.processes import LOOPBACK, ServiceProcess, free_ports
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_seaweedfs.sh"
+BUILD_SCRIPT = PROJECT_ROOT / "scripts" / "build_seaweedfs.sh"
 # S3 wants a region; SeaweedFS accepts any.
 REGION = "us-east-1"
 # Every action SeaweedFS's identities know: the one key is the store's administrator.
@@ -42,11 +42,10 @@ def find_weed() -> Path:
     version = re.search(r"^VERSION=(\S+)$", BUILD_SCRIPT.read_text(), re.MULTILINE)
     if version is None:
         raise RuntimeError(f"{BUILD_SCRIPT} names no VERSION")
-    cache = Path(os.environ.get("MLPIPE_CACHE_DIR", Path.home() / ".cache" / "mlpipe"))
-    binary = cache / "bin" / f"weed-{version.group(1)}"
+    binary = cache_dir() / "bin" / f"weed-{version.group(1)}"
     if not os.access(binary, os.X_OK):
         raise FileNotFoundError(f"SeaweedFS's weed is not built ({binary} is missing): run "
-                                f"`make setup`, or {BUILD_SCRIPT.relative_to(REPO_ROOT)}")
+                                f"`make setup`, or {BUILD_SCRIPT.relative_to(PROJECT_ROOT)}")
     return binary
 
 

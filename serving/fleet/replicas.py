@@ -18,6 +18,7 @@ from pathlib import Path
 import mlflow
 import yaml
 
+from models.project import PROJECT_ROOT
 from serving.fleet.haproxy_config import HEALTH_PATH
 from serving.settings import ServingSettings
 
@@ -30,7 +31,6 @@ CommandPrefix = Callable[[str], Sequence[str]]
 LOOPBACK = "127.0.0.1"
 # Loading and warming a TensorFlow model on a busy 2-core machine can take a minute.
 READY_TIMEOUT_S = 180.0
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # `host:port` a replica of a `balance: reuseport` fleet also listens on, with SO_REUSEPORT
 # set, besides its own loopback port (serving/server.py reads it).
 REUSEPORT_ENV = "MLPIPE_REUSEPORT_ADDRESS"
@@ -135,7 +135,7 @@ def start_replica(name: str, model_uri: str, version: str, config_path: Path, lo
                "--config", str(config_path), "--port", str(port)]
     log_path = log_dir / f"{name}-{port}.log"
     with log_path.open("w") as log_file:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file,
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log_file,
                                    stderr=subprocess.STDOUT, start_new_session=True,
                                    env={**os.environ, **mlflow_environment(),
                                         **({REUSEPORT_ENV: f"{shared[0]}:{shared[1]}"}

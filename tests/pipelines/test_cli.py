@@ -8,8 +8,9 @@ from pathlib import Path
 import yaml
 from mlflow import MlflowClient
 
+from models.project import PROJECT_ROOT
 from pipelines.services.processes import free_port
-from tests.conftest import CONF_DIR, REPO_ROOT
+from tests.conftest import CONF_DIR
 from tests.support.processes import BIN_DIR, background
 
 MLPIPE = str(BIN_DIR / "mlpipe")
@@ -17,7 +18,7 @@ MLPIPE = str(BIN_DIR / "mlpipe")
 
 def mlpipe(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([MLPIPE, "--config", str(CONF_DIR), *args], capture_output=True,
-                          text=True, timeout=120, cwd=REPO_ROOT)
+                          text=True, timeout=120, cwd=PROJECT_ROOT)
 
 
 def listed_commands(help_text: str) -> set[str]:

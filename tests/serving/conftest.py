@@ -13,10 +13,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from models.project import PROJECT_ROOT
 from pipelines.services.processes import free_port, wait_for_http
 from tests.serving import models
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 180
 # uvicorn re-raises SIGTERM after its graceful shutdown, so a clean stop may read -SIGTERM.
 GRACEFUL_EXIT = (0, -signal.SIGTERM)
@@ -54,7 +54,7 @@ def start_server(model_uri: str, log_dir: Path, *flags: str, env: dict | None = 
     log_path = log_dir / f"server-{port}.log"
     command = [sys.executable, "-m", "serving", model_uri, "--port", str(port), *flags]
     with log_path.open("w") as log_file:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file,
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log_file,
                                    stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     server = ServerProcess(process, port, log_path)
     if wait_ready:

@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.serving.conftest import REPO_ROOT, ServerProcess
+from models.project import PROJECT_ROOT
+from tests.serving.conftest import ServerProcess
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
@@ -29,8 +30,8 @@ def test_no_request_from_the_openapi_document_gets_a_server_error(
          # mismatch" SystemError (python/cpython#106905) that fails the run.
          "--max-time", "45", "--request-timeout", "10", "--workers", "1",
          "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=180, cwd=PROJECT_ROOT,
         env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.serving.schemathesis_hooks",
-             "PYTHONPATH": str(REPO_ROOT)})
+             "PYTHONPATH": str(PROJECT_ROOT)})
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-2000:]
     assert "passed" in completed.stdout.lower()

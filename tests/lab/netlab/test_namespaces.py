@@ -12,14 +12,14 @@ import pytest
 from lab.netlab import Cluster, apply_profile, cluster_status
 from lab.netlab.launchers import launch_env
 from lab.netlab.namespaces import SHIM
-from tests.conftest import REPO_ROOT
+from models.project import PROJECT_ROOT
 
 TRANSFER = "tests.lab.netlab.transfer"
 
 
 def on(cluster: Cluster, host: str, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(cluster.command(host, list(argv)), capture_output=True, text=True,
-                          timeout=60, cwd=REPO_ROOT)
+                          timeout=60, cwd=PROJECT_ROOT)
 
 
 def transfer_seconds(cluster: Cluster, sender: str, receiver: str, size: int,
@@ -27,7 +27,7 @@ def transfer_seconds(cluster: Cluster, sender: str, receiver: str, size: int,
     """Seconds to push ``size`` bytes over TCP from one host to another."""
     server = subprocess.Popen(cluster.command(receiver, [sys.executable, "-m", TRANSFER,
                                                          "serve", str(port)]),
-                              stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+                              stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
     try:
         assert server.stdout.readline().strip() == "ready"
         sent = on(cluster, sender, sys.executable, "-m", TRANSFER, "send",
@@ -42,7 +42,7 @@ def transfer_seconds(cluster: Cluster, sender: str, receiver: str, size: int,
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lab.netlab", *args],
-                          capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT,
                           env=env)
 
 
@@ -86,9 +86,9 @@ def test_shim_runs_a_command_on_a_host_by_name_or_address_with_the_environment(
     by_name = subprocess.run([str(SHIM), "-o", "StrictHostKeyChecking=no", "h2",
                               "-o", "ConnectTimeout=10", "echo $NETLAB_PROBE; pwd; "
                               "ip -4 -o addr show eth0"], capture_output=True, text=True,
-                             env=env, cwd=REPO_ROOT, timeout=30)
+                             env=env, cwd=PROJECT_ROOT, timeout=30)
     assert by_name.returncode == 0, by_name.stderr
-    assert by_name.stdout.splitlines()[:2] == ["kept", str(REPO_ROOT)]
+    assert by_name.stdout.splitlines()[:2] == ["kept", str(PROJECT_ROOT)]
     assert "198.18.0.2/15" in by_name.stdout
     # As mpirun calls its rsh agent: the host, then the command's words.
     by_address = subprocess.run([str(SHIM), "198.18.0.1", "ip", "-4", "-o", "addr", "show",
@@ -140,7 +140,7 @@ def test_refuses_without_tools_or_privileges_and_says_why(how: str) -> None:
         no_capabilities = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
         result = subprocess.run([*no_capabilities, sys.executable, "-m", "lab.netlab", "up",
                                  "--hosts", "2"], capture_output=True, text=True, timeout=120,
-                                cwd=REPO_ROOT)
+                                cwd=PROJECT_ROOT)
         expected = "CAP_NET_ADMIN"
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr

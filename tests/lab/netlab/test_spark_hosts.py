@@ -16,7 +16,7 @@ import pytest
 from lab.netlab import Cluster
 from lab.netlab.launchers import launch_env
 from lab.netlab.spark import spark_cluster
-from tests.conftest import REPO_ROOT
+from models.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_horovod_spark_and_regression_run_on_executors_on_both_hosts(
         with (tmp_path / "job.out").open("w") as out, (tmp_path / "job.err").open("w") as err:
             job = subprocess.run(unshaped.command(unshaped.hosts[0], [
                 sys.executable, "-m", "tests.lab.netlab.spark_job", spark.master_url,
-                spark.driver_host]), stdout=out, stderr=err, timeout=400, cwd=REPO_ROOT,
+                spark.driver_host]), stdout=out, stderr=err, timeout=400, cwd=PROJECT_ROOT,
                 env=launch_env(unshaped))
     assert job.returncode == 0, (tmp_path / "job.err").read_text()[-5000:]
     result = json.loads((tmp_path / "job.out").read_text().strip().splitlines()[-1])

@@ -14,7 +14,8 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import SparkSession
 
 from models.features import FeatureSpec, load_spec
-from models.features.encode_pandas import encode_pandas
+from models.features import encode_pandas as encode_pandas_module
+from models.features.encode_pandas import HASH_MEMO_SIZE, SpecEncoder, encode_pandas
 from models.features.fields import FLIGHTS
 from models.features.spark import encode_spark
 from models.features.spec import Categorical, Hashed, MissingIndicator, Numeric
@@ -187,7 +188,19 @@ def test_columns_and_loosely_typed_frames_encode_as_the_typed_frame() -> None:
         encode_pandas(spec, raw.drop(columns="tailnum"))
 
 
-def test_the_encoder_is_built_once_per_spec() -> None:
-    spec = small_spec()
-    assert spec.encoder is spec.encoder
-    assert FeatureSpec.from_json(spec.to_json()) == spec  # the cache is not a field
+@pytest.mark.parametrize("memo_size", [HASH_MEMO_SIZE, 3])
+def test_one_encoder_gives_each_batch_what_a_fresh_one_gives(
+        memo_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server keeps one encoder per model and its hashed-value memo grows with every
+    batch, or is emptied when full: what it has seen before must never change what it
+    gives a later batch."""
+    monkeypatch.setattr(encode_pandas_module, "HASH_MEMO_SIZE", memo_size)
+    spec, raw = edge_rows()
+    kept = SpecEncoder(spec)
+    for batch in (raw.iloc[:3], raw, raw.iloc[2:].assign(tailnum=["N1", "N14228", "", None,
+                                                                      "N2", "N1"]), raw):
+        batch = batch.reset_index(drop=True)
+        fresh = SpecEncoder(spec).encode(batch)
+        again = kept.encode(batch)
+        np.testing.assert_array_equal(again.cat_indices, fresh.cat_indices)
+        np.testing.assert_array_equal(again.design(), fresh.design())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from models.project import PROJECT_ROOT
 from pipelines.training.horovod import launch_plan
 from tests.conftest import make_config
 
@@ -34,7 +35,7 @@ def test_dry_run_command_for_two_hosts_with_two_gpus_each(tmp_path: Path) -> Non
 
 
 def test_the_documented_command_is_the_one_in_the_docs() -> None:
-    docs = Path(__file__).resolve().parents[3] / "docs" / "horovod-clusters.md"
+    docs = PROJECT_ROOT / "docs" / "horovod-clusters.md"
     flattened = " ".join(line.strip().rstrip("\\").strip() for line in docs.read_text()
                          .split("```")[1].splitlines()[1:])
     assert " ".join(flattened.split()) == DOCUMENTED

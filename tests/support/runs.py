@@ -1,0 +1,16 @@
+"""Reading what `mlpipe run` printed: the status of each step in its closing table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import make_config
+
+# The steps `mlpipe run` runs, as conf/pipeline.yaml declares them.
+PIPELINE_STEPS = tuple(make_config(Path(".")).pipeline.steps)
+
+
+def statuses(output: str) -> dict[str, str]:
+    """Step -> status ("ran", "skipped", ...) from the table `mlpipe run` prints at the end."""
+    rows = [line.split() for line in output.splitlines()]
+    return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in PIPELINE_STEPS}
