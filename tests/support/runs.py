@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tests.conftest import make_config
+from pipelines.platform.config import load_config
+from tests.conftest import CONF_DIR
 
 # The steps `mlpipe run` runs, as conf/pipeline.yaml declares them.
-PIPELINE_STEPS = tuple(make_config(Path(".")).pipeline.steps)
+PIPELINE_STEPS = tuple(load_config(conf_dir=CONF_DIR).pipeline.steps)
 
 
 def statuses(output: str) -> dict[str, str]:

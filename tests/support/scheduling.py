@@ -48,7 +48,6 @@ def assign_groups(items: list[pytest.Item]) -> None:
     items[:] = [items[i] for i in order]
 
 
-
 def check_groups_took_effect(config: pytest.Config, ids: list[str]) -> None:
     """Stop before any test when pytest-xdist ignored the groups (as it does on pytest 9.2):
     the tests would still pass, but every shared fixture would be built on both workers and
