@@ -8,7 +8,6 @@ PY := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 # The suite runs on parallel workers (pytest-xdist); tests that share a session fixture
 # (the team's services, the seeded lake, the serving registry) stay on one worker, and so

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from models.project import PROJECT_ROOT
+from pipelines.platform.config import load_config
 from pipelines.services import TeamServices
 
 STEP_LINE = re.compile(r"^(\w+)\s+ran\s+([\d.]+) s")
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     days = parser.parse_args(argv).days
     with tempfile.TemporaryDirectory(prefix="mlpipe-bench-store-") as folder:
         work = Path(folder)
-        with TeamServices(work / "services") as team:
+        artifacts = load_config(conf_dir=CONF_DIR).services.mlflow_artifacts
+        with TeamServices(work / "services", artifacts=artifacts) as team:
             local = timed_run([*slice_settings(days), f"data_root={work / 'local'}"],
                               dict(os.environ), work)
             name = f"bench-{uuid.uuid4().hex[:8]}"

@@ -159,10 +159,12 @@ def schedule(cron: str | None, max_runs: int | None) -> int:
     """Run the pipeline on a cron schedule until interrupted."""
     from pipelines.orchestration.runner import format_outcomes, run_pipeline
     from pipelines.orchestration.scheduler import run_schedule
+    from pipelines.platform.preflight import check_services
 
     config = current_config()
 
     def scheduled_run() -> None:
+        check_services(config)  # once a run: a service may have gone since the last
         click.echo(format_outcomes(run_pipeline(config)))
 
     try:
@@ -205,11 +207,11 @@ def step_command(step: Step) -> click.Command:
     def invoke(**options: Any) -> int:
         from pipelines.orchestration.scheduler import run_locked
         from pipelines.orchestration.step_runner import run_step
-        from pipelines.platform.layout import Layout
-        from pipelines.platform.preflight import check_object_store
+        from pipelines.platform.preflight import check_services
 
         config = current_config()
-        check_object_store(Layout.of(config))  # before the lock, which lives on the same store
+        # Before the lock, which lives on the same store.
+        check_services(config, tracking=step.tracked)
         # One writer per root: a step, however launched (here, spark-submit, a
         # scheduler), never runs beside a pipeline run or another step.
         result = run_locked(config, lambda: run_step(step, config, **options))

@@ -13,10 +13,9 @@ from typing import Any
 import mlflow
 
 from pipelines.platform.config import Config
-from pipelines.platform.preflight import check_object_store
 from pipelines.platform.registry import register_candidate
 from pipelines.platform.step import Step, StepContext, StepResult
-from pipelines.platform.tracking import configure_tracking, log_table_input, start_run
+from pipelines.platform.tracking import log_table_input, start_run
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +25,16 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
     """Run ``step`` under its own MLflow run (nested under a pipeline run if one is active).
 
     A caller running several steps passes one ``context`` so they share a Spark
-    session; otherwise the session made for this step is stopped when it ends.
+    session; otherwise the session made for this step is stopped when it ends. The
+    command that calls this has checked the object store and the tracking server once
+    (:func:`~pipelines.platform.preflight.check_services`); a step does not ask again.
     """
     owns_context = context is None
     context = context or StepContext(config)
     started = time.monotonic()
     try:
-        check_object_store(context.layout)  # fail fast, before any work, if the store is not usable
         if not step.tracked:
             return step.run(context, **options)
-        configure_tracking(config)  # ... and the same for the tracking server
         with start_run(config, step.name, tags={"mlpipe.step": step.name}) as run:
             context.run_id = run.info.run_id
             result = step.run(context, **options)

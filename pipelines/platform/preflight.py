@@ -34,10 +34,12 @@ def check_object_store(layout: Layout) -> None:
             "create it, or point data_root at an existing bucket")
 
 
-def check_services(config: Config) -> None:
-    """Every shared service the run will write to: the object store, then the tracking server."""
+def check_services(config: Config, *, tracking: bool = True) -> None:
+    """Every shared service a command will write to, once, before any work: the object
+    store, then (unless the command logs nothing) the tracking server."""
     check_object_store(Layout.of(config))
-    configure_tracking(config)
+    if tracking:
+        configure_tracking(config)
 
 
 def _first_line(exc: BaseException) -> str:

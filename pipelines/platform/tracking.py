@@ -66,11 +66,17 @@ def resolve_target(config: Config) -> TrackingTarget:
 
 
 def configure_tracking(config: Config) -> TrackingTarget:
-    """Point this process's MLflow client at the configured backend, failing fast if it is down."""
+    """Point this process's MLflow client at the configured backend, failing fast if it is
+    down: what a command does once, before any work (:func:`preflight.check_services`)."""
     target = resolve_target(config)
     if target.is_remote:
         check_reachable(target.tracking_uri, config.mlflow.connect_timeout_s)
-    elif target.tracking_uri.startswith("sqlite:///"):
+    return point_client(target)
+
+
+def point_client(target: TrackingTarget) -> TrackingTarget:
+    """Point this process's MLflow client at ``target``, without asking the server anything."""
+    if target.tracking_uri.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(target.tracking_uri.removeprefix("sqlite:///")),
                     exist_ok=True)
     mlflow.set_tracking_uri(target.tracking_uri)
@@ -119,7 +125,7 @@ def start_run(config: Config, name: str, *, tags: dict[str, str] | None = None
     The parent is the active run in this process, or the run named by
     ``MLPIPE_PARENT_RUN_ID`` when a step runs in a process of its own.
     """
-    target = configure_tracking(config)
+    target = point_client(resolve_target(config))  # the command checked the server already
     experiment_id = ensure_experiment(config, target)
     all_tags = {**run_tags(config), **(tags or {})}
     parent_id = os.environ.get(PARENT_RUN_VARIABLE)

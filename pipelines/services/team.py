@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from models.storage import bucket_and_key
 from pipelines.services.objectstore import ObjectStore
 from pipelines.services.postgres import PostgresServer
 from pipelines.services.tracking_server import TrackingServer
@@ -38,17 +39,20 @@ class TeamServices:
     bucket, the runs and the registered models where they were.
     """
 
-    def __init__(self, root: Path, *, ports: TeamPorts = TeamPorts(), bucket: str = "mlpipe",
-                 artifacts_prefix: str = "mlflow-artifacts", access_key: str = "mlpipe",
-                 secret_key: str = "mlpipe-secret-key") -> None:
+    def __init__(self, root: Path, *, artifacts: str, ports: TeamPorts = TeamPorts(),
+                 access_key: str = "mlpipe", secret_key: str = "mlpipe-secret-key") -> None:
+        """``artifacts`` is where the tracking server keeps run artifacts
+        (``services.mlflow_artifacts``, e.g. ``s3://mlpipe/mlflow-artifacts``); its bucket
+        is created in the object store."""
         self.root = root
+        bucket, _ = bucket_and_key(artifacts)
         self.bucket = bucket
         self.store = ObjectStore(root / "objectstore", access_key=access_key,
                                  secret_key=secret_key, buckets=[bucket], s3_port=ports.s3)
         self.postgres = PostgresServer(root / "postgres", port=ports.postgres)
         self.tracking = TrackingServer(
             root / "tracking", backend_store_uri=self.postgres.sqlalchemy_url,
-            artifacts_destination=f"s3://{bucket}/{artifacts_prefix}",
+            artifacts_destination=artifacts,
             store_environment=self.store.client_environment(), port=ports.tracking)
 
     def start(self) -> None:

@@ -46,10 +46,9 @@ def build_services(config: Config) -> tuple[TeamServices, SparkCluster | None]:
     if not is_remote(config.data_root):
         raise ConfigError(f"data_root: {config.data_root!r} is local; select the team overlay "
                           "(--env team) or set an s3a:// data_root")
-    artifacts_bucket, prefix = bucket_and_key(config.services.mlflow_artifacts)
     root = Path(config.services.dir).expanduser().resolve()
     team = TeamServices(
-        root, bucket=artifacts_bucket, artifacts_prefix=prefix,
+        root, artifacts=config.services.mlflow_artifacts,
         access_key=os.environ[CREDENTIALS[0]], secret_key=os.environ[CREDENTIALS[1]],
         ports=TeamPorts(s3=local_port(config.object_store.endpoint, "object_store.endpoint"),
                         postgres=config.services.postgres_port,

@@ -13,21 +13,42 @@ drain, not for the model load, at the cost of one extra model copy in memory mea
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from serving.fleet.replicas import ReplicaFailed
+from serving.fleet.haproxy_admin import HAProxyAdmin
+from serving.fleet.replicas import Replica, ReplicaFailed
 from serving.registry import resolve_version
-
-if TYPE_CHECKING:
-    from serving.fleet.supervisor import Fleet
+from serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
 DRAIN_POLL_S = 0.05
 
 
-def follow_alias(fleet: Fleet) -> None:
+class RollingFleet(Protocol):
+    """What a roll needs of a fleet (:class:`serving.fleet.supervisor.Fleet` is one), so
+    that this module does not import the supervisor that calls it."""
+
+    model_uri: str
+    settings: ServingSettings
+    replicas: dict[str, Replica]
+
+    @property
+    def admin(self) -> HAProxyAdmin: ...
+
+    @property
+    def stopping(self) -> threading.Event: ...
+
+    def stats(self) -> dict[str, dict[str, str]]: ...
+
+    def start_replica(self, name: str, model_uri: str, version: str) -> Replica: ...
+
+    def swap_in(self, name: str, replica: Replica) -> None: ...
+
+
+def follow_alias(fleet: RollingFleet) -> None:
     """Roll to the alias's version if any replica serves another; errors are logged."""
     try:
         model_uri, version = resolve_version(fleet.model_uri)
@@ -41,7 +62,7 @@ def follow_alias(fleet: Fleet) -> None:
             log.info("every replica now serves version %s", version)
 
 
-def roll(fleet: Fleet, model_uri: str, version: str) -> bool:
+def roll(fleet: RollingFleet, model_uri: str, version: str) -> bool:
     """Bring every replica to `version`; False if a new replica failed (it is retried at
     the next poll, the ones already rolled keep the new version)."""
     for name in sorted(fleet.replicas):
@@ -67,7 +88,7 @@ def roll(fleet: Fleet, model_uri: str, version: str) -> bool:
     return True
 
 
-def _wait_until_idle(fleet: Fleet, name: str) -> None:
+def _wait_until_idle(fleet: RollingFleet, name: str) -> None:
     """Until HAProxy has no request in flight or queued on `name` (bounded by the grace)."""
     deadline = time.monotonic() + fleet.settings.graceful_shutdown_s
     while time.monotonic() < deadline and not fleet.stopping.is_set():

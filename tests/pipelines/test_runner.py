@@ -20,9 +20,12 @@ from pipelines.orchestration.runner import (
 )
 from pipelines.platform.config import Config
 from pipelines.platform.errors import ConfigError
+from pipelines.platform.preflight import check_services
 from pipelines.platform.step import Step, StepContext, StepResult
 from pipelines.platform.tracking import resolve_target
 from tests.conftest import CONF_DIR, make_config
+from tests.support.http_proxy import counting_proxy
+from tests.support.processes import mlflow_server
 
 DAG = {"load": [], "clean": ["load"], "report": ["clean"], "audit": ["load"]}
 
@@ -148,3 +151,21 @@ def test_unknown_step_in_dag_names_the_key(tmp_path: Path, recorder: Recorder) -
     config = dag_config_at(tmp_path, {"load": [], "train": ["load"]})
     with pytest.raises(ConfigError, match=r"pipeline\.steps\.train"):
         run_pipeline(config, steps=recorder.steps())
+
+
+def test_a_pipeline_run_checks_the_tracking_server_once(tmp_path: Path, recorder: Recorder,
+                                                        ) -> None:
+    """`mlpipe run` checks the services once, before the lock (check_services); the
+    pipeline's run and each step's then use the server without asking it again."""
+    folder = tmp_path / "mlflow-server"
+    folder.mkdir()
+    with mlflow_server(folder) as upstream, counting_proxy(upstream) as (uri, counts):
+        config = dag_config_at(tmp_path, DAG, f"mlflow.tracking_uri={uri}")
+        try:
+            check_services(config)
+            outcomes = run_pipeline(config, steps=recorder.steps())
+        finally:
+            mlflow.set_tracking_uri(None)
+    assert [o.status for o in outcomes] == [RAN] * 4
+    assert counts["/health"] == 1, counts
+    assert sum(counts.values()) > 1  # the runs themselves went through

@@ -23,19 +23,12 @@ from pipelines.platform.tracking import (
 )
 from pipelines.services.processes import free_port
 from tests.conftest import make_config
-from tests.support.processes import BIN_DIR, background
+from tests.support.processes import mlflow_server
 
 
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    command = [str(BIN_DIR / "mlflow"), "server",
-               "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-               "--artifacts-destination", str(folder / "artifacts"),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    uri = f"http://127.0.0.1:{port}"
-    with background(command, folder / "server.log", ready_url=f"{uri}/health", cwd=folder):
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
 
 

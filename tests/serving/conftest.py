@@ -77,7 +77,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     uri = f"sqlite:///{root}/mlflow.db"
     saved = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=mlflow.create_experiment(
         "serving-tests", artifact_location=(root / "artifacts").as_uri()))

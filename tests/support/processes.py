@@ -8,7 +8,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipelines.services.processes import start_process, stop_process_group, wait_for_http
+from pipelines.services.processes import (
+    free_port,
+    start_process,
+    stop_process_group,
+    wait_for_http,
+)
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -25,3 +30,16 @@ def background(command: Sequence[str], log_path: Path, ready_url: str | None = N
         yield process
     finally:
         stop_process_group(process)
+
+
+@contextmanager
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """A real `mlflow server` on SQLite in ``folder``, on a free loopback port; its URI."""
+    port = free_port()
+    command = [str(BIN_DIR / "mlflow"), "server",
+               "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+               "--artifacts-destination", str(folder / "artifacts"),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    uri = f"http://127.0.0.1:{port}"
+    with background(command, folder / "server.log", ready_url=f"{uri}/health", cwd=folder):
+        yield uri

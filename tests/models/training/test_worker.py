@@ -89,8 +89,9 @@ def test_two_workers_match_one_worker_with_twice_the_batch(tmp_path: Path) -> No
         np.testing.assert_allclose(w2, w1, rtol=1e-5, atol=1e-6)
     losses = [[row["loss"] for row in r[0]["history"]] for r in (two_results, one_results)]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    # Each rank says once where it trains.
+    # Each rank says once where it trains, and TensorFlow's cuInit noise stays out.
     log = (tmp_path / "out-two" / "horovodrun.log").read_text()
+    assert "cuInit" not in log
     for rank in (0, 1):
         said = re.findall(rf"rank {rank}: training on (CPU \(no GPU found\)|\S*GPU:\d+), "
                           rf"1 threads", log)
