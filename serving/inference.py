@@ -63,6 +63,14 @@ class PayloadTooLarge(Exception):
     """The body is over `max_request_bytes`."""
 
 
+class TooManyRows(Exception):
+    """The request carries more than `max_request_rows` rows."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(rows)
+        self.rows = rows
+
+
 def match_inference(path: str) -> tuple[str, str, str | None] | None:
     """(endpoint, model name, model version or None) for an inference path, else None.
 
@@ -133,10 +141,12 @@ class InferenceRoutes:
             body = await _read_body(receive, headers, settings.max_request_bytes)
             if endpoint == INVOCATIONS:
                 columns, rows = scoring.decode_request(body, runtime.inputs)
+                _check_rows(rows, settings.max_request_rows)
                 outputs = await state.batcher.submit(runtime, columns, rows, timeout_s, priority)
                 return Reply(200, scoring.encode_response(outputs)), runtime.version.encode()
             decoded = kserve.decode_request(
                 body, _text(headers.get(_HEADER_LENGTH_KEY)), runtime.inputs)
+            _check_rows(decoded.rows, settings.max_request_rows)
             if decoded.timeout_s is not None:
                 timeout_s = decoded.timeout_s
             priority = _parameter_priority(decoded.priority) or priority
@@ -151,6 +161,9 @@ class InferenceRoutes:
         except PayloadTooLarge:
             return error(413, f"body: larger than the limit of {settings.max_request_bytes} "
                               "bytes"), None
+        except TooManyRows as many:
+            return error(413, f"rows: {many.rows} rows, over the limit of "
+                              f"{settings.max_request_rows} (serving.max_request_rows)"), None
         except QueueFull:
             return error(503, "the server is at capacity; retry later",
                          retry_after(settings)), None
@@ -159,6 +172,11 @@ class InferenceRoutes:
         except Exception:  # a model failure: the caller learns it failed, the log says why
             log.exception("inference failed")
             return error(500, "the model failed on this batch; see the server log"), None
+
+
+def _check_rows(rows: int, limit: int) -> None:
+    if rows > limit:
+        raise TooManyRows(rows)
 
 
 def _text(value: bytes | None) -> str | None:

@@ -32,6 +32,12 @@ from serving.tensors import (
 )
 
 HEADER_LENGTH = "inference-header-content-length"
+# Bounds on what a client may declare, checked before numpy sees it: numpy's own
+# dimension limit, an element count no body under the size limit can fill, and a day
+# of Triton's microsecond `timeout` (beyond it no float conversion is meaningful).
+MAX_DIMENSIONS = 64
+MAX_ELEMENTS = 2**40
+MAX_TIMEOUT_US = 86_400 * 10**6
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,11 @@ def _decode_tensor(tensor: dict, spec: TensorSpec, binary: memoryview,
         isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0 for dim in shape
     ):
         raise InvalidInput(f"{field}: shape must be a non-empty list of non-negative integers")
+    if len(shape) > MAX_DIMENSIONS:
+        raise InvalidInput(f"{field}: shape has {len(shape)} dimensions, at most "
+                           f"{MAX_DIMENSIONS} are supported")
+    if math.prod(dim for dim in shape if dim) > MAX_ELEMENTS:  # a zero still shapes an array
+        raise InvalidInput(f"{field}: shape {shape} is over {MAX_ELEMENTS} elements")
     count = math.prod(shape)
     size = _object(tensor.get("parameters", {}), f"{field} parameters").get("binary_data_size")
     if size is not None:
@@ -248,8 +259,10 @@ def _timeout(value: object) -> float | None:
     """Triton's `timeout` request parameter is in microseconds."""
     if value is None:
         return None
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise InvalidInput("parameters.timeout: expected a positive number of microseconds")
+    if (not isinstance(value, int | float) or isinstance(value, bool) or value <= 0
+            or value > MAX_TIMEOUT_US):
+        raise InvalidInput("parameters.timeout: expected a positive number of microseconds, "
+                           f"at most {MAX_TIMEOUT_US} (a day)")
     return value / 1e6
 
 

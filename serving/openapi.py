@@ -124,7 +124,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(schema: dict[str, Any], *codes: int) -> dict[str, Any]:
     reasons = {400: "Invalid input; the message names the field", 401: "Missing or wrong token",
-               404: "Unknown model or version", 413: "Body over the size limit",
+               404: "Unknown model or version", 413: "Body or rows over the limit",
                503: "Loading, or the queue is full (then with Retry-After)",
                504: "Deadline passed while queued"}
     return {str(code): {"description": reasons[code], **_json(schema)} for code in codes}

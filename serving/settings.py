@@ -34,6 +34,7 @@ class ServingSettings(BaseModel):
     retry_after_s: PositiveInt
     allowed_batch_sizes: tuple[PositiveInt, ...] = Field(min_length=1)
     max_request_bytes: PositiveInt
+    max_request_rows: PositiveInt
     auth_token: str
     watch_interval_s: PositiveFloat
     keep_alive_s: PositiveFloat

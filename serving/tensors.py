@@ -66,6 +66,8 @@ def parse_json(body: bytes) -> object:
         return json.loads(body, parse_constant=_null_for_nan)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInput(f"body: invalid JSON ({error})") from None
+    except RecursionError:  # orjson stops at 1024 levels, the standard library at the stack
+        raise InvalidInput("body: JSON nested too deeply (over 1024 levels)") from None
 
 
 def dump_json(document: object) -> bytes:

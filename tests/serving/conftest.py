@@ -20,6 +20,8 @@ from tests.serving import models
 READY_TIMEOUT_S = 180
 # uvicorn re-raises SIGTERM after its graceful shutdown, so a clean stop may read -SIGTERM.
 GRACEFUL_EXIT = (0, -signal.SIGTERM)
+# Rows one request may carry on the shared linear server, small so a 413 is cheap to provoke.
+LINEAR_SERVER_MAX_ROWS = 500
 
 
 @dataclass
@@ -104,8 +106,9 @@ def keras_uri(registry: Path) -> str:
 @pytest.fixture(scope="session")
 def linear_server(linear_uri: str, tmp_path_factory: pytest.TempPathFactory,
                   ) -> Iterator[ServerProcess]:
-    """One server for the protocol, correctness and fuzz tests; small body limit for 413."""
+    """One server for the protocol, correctness and fuzz tests; small limits for 413."""
     server = start_server(linear_uri, tmp_path_factory.mktemp("linear-server"),
-                          "--max-request-bytes", "200000", "--max-delay-ms", "5")
+                          "--max-request-bytes", "200000", "--max-delay-ms", "5",
+                          "--max-request-rows", str(LINEAR_SERVER_MAX_ROWS))
     yield server
     server.stop()

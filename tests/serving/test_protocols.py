@@ -13,7 +13,12 @@ import pytest
 import tritonclient.http as triton
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
-from tests.serving.conftest import GRACEFUL_EXIT, ServerProcess, start_server
+from tests.serving.conftest import (
+    GRACEFUL_EXIT,
+    LINEAR_SERVER_MAX_ROWS,
+    ServerProcess,
+    start_server,
+)
 from tests.serving.models import INTEGER_FIELDS, flight_records
 
 TOLERANCE = dict(rtol=1e-6, atol=1e-6)
@@ -160,6 +165,7 @@ def _batch_stats(server: ServerProcess) -> tuple[float, float]:
     (b'{"instances": [{"carrier": 7, "origin": "JFK", "month": 1, "hour": 5,'
      b' "sched_dep_time": 515, "distance": 100.0, "temp": 50.0}]}', "'carrier'"),
     (b'{"records": []}', "exactly one of"),
+    pytest.param(b"[" * 5000 + b"]" * 5000, "nested too deeply", id="nested-5000-deep"),
 ])
 def test_bad_mlflow_input_is_400_naming_the_field(linear_server: ServerProcess, body: bytes,
                                                   field: str) -> None:
@@ -169,25 +175,46 @@ def test_bad_mlflow_input_is_400_naming_the_field(linear_server: ServerProcess, 
     assert field in response.json()["message"]
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"name": "carier"}, "'carier'"),
-    ({"datatype": "FP32"}, "'carrier'"),
-    ({"shape": [2]}, "'carrier'"),
-    ({"shape": [1, 3]}, "'carrier'"),
+def kserve_json_inputs(records: pd.DataFrame) -> list[dict]:
+    """One JSON tensor per raw field, shape [n]."""
+    return [{"name": name, "shape": [len(records)],
+             "datatype": "BYTES" if records[name].dtype == object else
+             ("INT64" if name in INTEGER_FIELDS else "FP64"),
+             "data": records[name].tolist()}
+            for name in records.columns]
+
+
+@pytest.mark.parametrize(("change", "parameters", "field"), [
+    ({"name": "carier"}, {}, "'carier'"),
+    ({"datatype": "FP32"}, {}, "'carrier'"),
+    ({"shape": [2]}, {}, "'carrier'"),
+    ({"shape": [1, 3]}, {}, "'carrier'"),
+    ({"shape": [0, 2**63], "data": []}, {}, "'carrier': shape [0, 9223372036854775808] is over"),
+    ({"shape": [1] * 65}, {}, "'carrier': shape has 65 dimensions"),
+    ({}, {"timeout": 10**400}, "parameters.timeout"),
 ])
 def test_bad_kserve_input_is_400_naming_the_field(linear_server: ServerProcess, change: dict,
-                                                  field: str) -> None:
-    record = flight_records(1, seed=6).iloc[0]
-    inputs = [{"name": name, "shape": [1],
-               "datatype": "BYTES" if isinstance(value, str) else
-               ("INT64" if name in INTEGER_FIELDS else "FP64"),
-               "data": [value.item() if hasattr(value, "item") else value]}
-              for name, value in record.items()]
+                                                  parameters: dict, field: str) -> None:
+    inputs = kserve_json_inputs(flight_records(1, seed=6))
     inputs[0] = {**inputs[0], **change}
     response = httpx.post(f"{linear_server.url}/v2/models/flight-delay-linear/infer",
-                          json={"inputs": inputs})
+                          json={"inputs": inputs, "parameters": parameters})
     assert response.status_code == 400
     assert field in response.json()["error"]
+
+
+def test_more_rows_than_the_limit_is_413_naming_it(linear_server: ServerProcess) -> None:
+    records = flight_records(LINEAR_SERVER_MAX_ROWS + 1, seed=8)
+    kserve_reply = httpx.post(f"{linear_server.url}/v2/models/flight-delay-linear/infer",
+                              json={"inputs": kserve_json_inputs(records)})
+    mlflow_reply = httpx.post(f"{linear_server.url}/invocations",
+                              json={"dataframe_split": records.to_dict(orient="split")})
+    limit = f"{LINEAR_SERVER_MAX_ROWS + 1} rows, over the limit of {LINEAR_SERVER_MAX_ROWS}"
+    assert kserve_reply.status_code == 413 and limit in kserve_reply.json()["error"]
+    assert mlflow_reply.status_code == 413 and limit in mlflow_reply.json()["message"]
+    at_the_limit = httpx.post(f"{linear_server.url}/invocations", json={
+        "dataframe_split": records.iloc[:-1].to_dict(orient="split")})
+    assert at_the_limit.status_code == 200
 
 
 def test_unknown_model_is_404_and_large_body_is_413(linear_server: ServerProcess) -> None:
