@@ -151,14 +151,21 @@ class Storage:
 
     # -- writing -------------------------------------------------------------------------
     def write_bytes(self, location: str, data: bytes) -> None:
-        """Write a whole file at once; a reader sees the old one or the new one, never half."""
+        """Write a whole file at once; a reader sees the old one or the new one, never half.
+
+        On a local disk the file is flushed before the rename and the folder after it:
+        without both, a power loss can leave the new name pointing at an empty file.
+        """
         fs, path = self.resolve(location)
         if fs is self._local:
             folder, name = os.path.split(path)
             os.makedirs(folder, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as out:
                 out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(out.name, path)
+            _fsync_folder(folder)
             return
         with fs.open_output_stream(path) as stream:
             stream.write(data)
@@ -293,3 +300,12 @@ class Storage:
                 return False
             raise
         return True
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable (its entry is data of the folder)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

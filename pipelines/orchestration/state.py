@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from pipelines.platform.config import Config
 from pipelines.platform.layout import Layout
 from pipelines.platform.registry import version_by_alias
 from pipelines.platform.step import Step
+
+log = logging.getLogger(__name__)
 
 DELTA_COMMIT = re.compile(r"^(\d{20})\.json$")
 
@@ -68,7 +71,7 @@ class PipelineState:
     def __init__(self, storage: Storage, location: str) -> None:
         self.storage, self.location = storage, location
         self.steps: dict[str, dict[str, Any]] = (
-            json.loads(storage.read_text(location)) if storage.exists(location) else {})
+            _read_steps(storage, location) if storage.exists(location) else {})
 
     def unchanged(self, name: str, fingerprint: str) -> bool:
         return bool(fingerprint) and self.steps.get(name, {}).get("fingerprint") == fingerprint
@@ -77,6 +80,24 @@ class PipelineState:
         """Remember a success; one whole-file write, so a crash never leaves a torn file."""
         self.steps[name] = {"fingerprint": fingerprint, **details}
         self.storage.write_text(self.location, json.dumps(self.steps, indent=2, sort_keys=True))
+
+
+def _read_steps(storage: Storage, location: str) -> dict[str, dict[str, Any]]:
+    """The recorded steps; a file that does not read as them (torn by a crash of the disk
+    under it, or edited by hand) is reported and forgotten. Forgetting costs only a rerun
+    of steps that are idempotent; refusing would stop every later run."""
+    text = storage.read_text(location)
+    try:
+        steps = json.loads(text)
+    except ValueError as error:
+        problem = f"not JSON ({error})"
+    else:
+        if isinstance(steps, dict) and all(isinstance(v, dict) for v in steps.values()):
+            return steps
+        problem = "not an object of steps"
+    log.warning("%s is unreadable (%s, %d bytes): treating it as empty, so every step "
+                "runs again", location, problem, len(text))
+    return {}
 
 
 def _digest(value: Any) -> str:

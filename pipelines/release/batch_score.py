@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from models.model_uri import version_uri
@@ -35,12 +35,22 @@ def row_keys(config: Config) -> dict[str, list[str]]:
     return keys
 
 
+def row_key(keys: list[str]) -> Column:
+    """The key columns as one JSON object: unambiguous where joining their text is not.
+
+    Joined with a separator, ("a|b", "c") and ("a", "b|c") read alike, and a NULL
+    vanishes, so (NULL, "x") is ("x", NULL); the insert-only MERGE then never scores the
+    second row. JSON quotes and escapes each value and names the fields that are set.
+    """
+    return F.to_json(F.struct(*keys))
+
+
 def score_table(df: DataFrame, ref: TableRef, table: str, keys: list[str], name: str,
                 version: str, run_id: str | None) -> DataFrame:
     """``df``'s rows with the champion's prediction and where it came from."""
     return df.select(
         F.lit(name).alias("model_name"), F.lit(int(version)).alias("model_version"),
-        F.concat_ws("|", *[F.col(c).cast("string") for c in keys]).alias("row_key"),
+        row_key(keys).alias("row_key"),
         F.lit(table).alias("table"), F.lit(ref.version).alias("table_version"),
         predict_column(df.sparkSession, version_uri(name, version)).alias("prediction"),
         F.current_timestamp().alias("scored_at"), F.lit(run_id).alias("run_id"))

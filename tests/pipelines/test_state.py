@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from models.storage import join
 from pipelines.orchestration.state import PipelineState, location_state
 from pipelines.platform.config import Config
@@ -45,3 +47,15 @@ def test_recorded_fingerprints_survive_a_restart(config: Config) -> None:
     assert again.unchanged("ingest", "abc") and not again.unchanged("ingest", "abd")
     assert again.steps["ingest"] == {"fingerprint": "abc", "headline": "ok"}
     assert not again.unchanged("features", "")  # a step that cannot tell always runs
+
+
+@pytest.mark.parametrize("torn", ["", "{\"ingest\": {\"finger", "[1, 2]"])
+def test_an_unreadable_state_file_is_reported_and_treated_as_empty(
+        config: Config, torn: str, caplog: pytest.LogCaptureFixture) -> None:
+    layout = Layout.of(config)
+    layout.storage.write_text(layout.pipeline_state, torn)
+    state = PipelineState(layout.storage, layout.pipeline_state)
+    assert state.steps == {}
+    assert f"{layout.pipeline_state} is unreadable" in caplog.text
+    state.record("ingest", "abc")  # and the next success writes a good file again
+    assert PipelineState(layout.storage, layout.pipeline_state).unchanged("ingest", "abc")
