@@ -2,7 +2,8 @@
 
 A candidate becomes champion when its model has none yet, or when it beats the
 champion on the configured metric by more than ``promote.margin``. Either way it
-stops being ``@candidate``; the decision is written on the version and logged.
+stops being ``@candidate``; the decision is written on the version and logged. A
+candidate judged against a champion that has moved since is not decided on ("stale").
 """
 
 from __future__ import annotations
@@ -48,6 +49,24 @@ def decide(tags: dict[str, str], margin: float) -> tuple[bool, str]:
                     f"by more than {margin:g}")
 
 
+def stale_comparison(name: str, tags: dict[str, str]) -> str | None:
+    """Why the scores on the candidate no longer decide anything, or None when they do.
+
+    ``evaluate`` judged the candidate against the champion of its time; if ``@champion``
+    moved since (another run, a person in the UI), crowning on that comparison could
+    replace a better champion with a worse model. The alias is read again right before
+    the move; MLflow has no conditional alias update, so this narrows the window to the
+    two calls rather than closing it.
+    """
+    champion = version_by_alias(name, CHAMPION)
+    now = str(champion.version) if champion is not None else NO_CHAMPION
+    judged = tags.get(EVAL_CHAMPION_VERSION_TAG, NO_CHAMPION)
+    if judged == now:
+        return None
+    return (f"judged against champion {judged}, but @{CHAMPION} is now {now}; "
+            "the next evaluate judges it again")
+
+
 def log_decision_plot(name: str, version: str, tags: dict[str, str]) -> None:
     """Candidate against champion on the gate's metric, as the gate saw them."""
     values = {f"candidate v{version}": float(tags[EVAL_CANDIDATE_TAG])}
@@ -67,6 +86,13 @@ def run(ctx: StepContext) -> StepResult:
         if EVAL_METRIC_TAG not in candidate.tags:
             log.warning("%s v%s has not been evaluated; run `mlpipe step evaluate` first",
                         name, candidate.version)
+            continue
+        stale = stale_comparison(name, candidate.tags)
+        if stale is not None:  # it stays @candidate, for the next evaluate
+            log.warning("%s v%s not judged: %s", name, candidate.version, stale)
+            tag_version(candidate, {DECISION_TAG: "stale", DECISION_REASON_TAG: stale})
+            rows.append({"model": name, "version": candidate.version, "decision": "stale",
+                         "reason": stale})
             continue
         promoted, reason = decide(candidate.tags, ctx.config.promote.margin)
         (crown if promoted else dismiss)(candidate)

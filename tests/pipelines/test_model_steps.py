@@ -172,6 +172,20 @@ def test_gate_promotes_first_candidate_then_refuses_a_worse_one(
     assert client.get_model_version_by_alias(LINEAR, "champion").version == champion.version
     assert "candidate" not in client.get_registered_model(LINEAR).aliases
 
+    # A candidate that beat the champion of its evaluation, while @champion moved since
+    # (another run promoted a third version): the gate decides nothing on a stale score.
+    candidate = client.get_model_version(LINEAR, worse.metrics["version"])
+    client.set_model_version_tag(LINEAR, candidate.version, EVAL_CANDIDATE_TAG, "0.0")
+    client.set_registered_model_alias(LINEAR, "candidate", candidate.version)
+    moved = mlflow.register_model(trained.models[LINEAR], LINEAR).version
+    client.set_registered_model_alias(LINEAR, "champion", moved)
+    stale = run_tracked(lake_config, spark, PROMOTE.run, "promote")
+    assert stale.metrics["promoted"] == 0.0
+    assert client.get_model_version_by_alias(LINEAR, "champion").version == moved
+    kept = client.get_model_version_by_alias(LINEAR, "candidate")
+    assert kept.version == candidate.version and kept.tags["mlpipe.decision"] == "stale"
+    assert f"judged against champion {champion.version}" in kept.tags["mlpipe.decision_reason"]
+
 
 def assert_driver_side_scores(evaluated: StepResult, trained: StepResult, config: Config,
                               spark: SparkSession) -> None:
