@@ -32,6 +32,7 @@ def run(ctx: StepContext, start: date | None = None, end: date | None = None) ->
     start, end = start or settings.start, end or settings.end
     report = seed_landing(ctx.layout.landing(), ctx.layout.storage, plan, start, end)
     return StepResult(
+        changed=[ctx.layout.landing()] if report.files_written else [],
         metrics={"files_written": report.files_written, "rows_written": report.rows_written,
                  "days_written": report.days},
         headline=f"{report.days} new days {start}..{end} from {plan.name}: "

@@ -10,13 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import mlflow
 
 from pipelines.orchestration.catalogue import STEPS
 from pipelines.orchestration.dag import descendants, ordered_steps, select
-from pipelines.orchestration.state import PipelineState, step_fingerprint
+from pipelines.orchestration.state import (
+    PipelineState,
+    fingerprint,
+    input_states,
+    location_state,
+)
 from pipelines.orchestration.step_runner import run_step
 from pipelines.platform.config import Config
 from pipelines.platform.layout import Layout
@@ -36,6 +42,9 @@ class StepOutcome:
     status: str
     duration_s: float = 0.0
     headline: str = ""
+    # For a step that ran: its inputs as it found them, and what it wrote.
+    inputs_seen: dict[str, Any] | None = None
+    written: frozenset[str] = field(default_factory=frozenset)
 
 
 def run_pipeline(config: Config, *, start: str | None = None, only: Sequence[str] = (),
@@ -76,21 +85,33 @@ def run_pipeline(config: Config, *, start: str | None = None, only: Sequence[str
 
 def _record_successes(outcomes: Sequence[StepOutcome], known: dict[str, Step], config: Config,
                       state: PipelineState) -> None:
-    """Fingerprint the steps that ran, as their inputs stand at the end of the run.
+    """Fingerprint the steps that ran over their inputs as each found them when it started,
+    except the inputs that it or a later step of this run wrote.
 
-    Taken at the end rather than right after each step, because a later step may
-    change what an earlier one reads (``promote`` moves the aliases ``evaluate``
-    looks at): the next run then skips both when nothing new has arrived.
+    A file that lands in ``landing/`` while ingest runs was not read by it: taken at
+    the end, it would count as seen, and the next run would skip ingest until another
+    file landed. What the run itself wrote after a step started (``promote`` moves the
+    aliases ``evaluate`` read; ``seed`` fills the folder it reads) is taken as it stands
+    at the end, so the next run skips both when nothing new has arrived.
     """
-    for outcome in outcomes:
-        if outcome.status == RAN:
-            state.record(outcome.name, step_fingerprint(known[outcome.name], config),
-                         headline=outcome.headline, finished_at=time.time())
+    storage = Layout.of(config).storage
+    for position, outcome in enumerate(outcomes):
+        if outcome.status != RAN:
+            continue
+        written_since = frozenset().union(*(o.written for o in outcomes[position:]))
+        states = outcome.inputs_seen
+        if states is not None:
+            states = {location: location_state(location, storage)
+                      if location in written_since else seen
+                      for location, seen in states.items()}
+        state.record(outcome.name, fingerprint(known[outcome.name], config, states),
+                     headline=outcome.headline, finished_at=time.time())
 
 
 def _run_one(step: Step, config: Config, context: StepContext, state: PipelineState, force: bool,
              prefix: str) -> StepOutcome:
-    if not force and state.unchanged(step.name, step_fingerprint(step, config)):
+    seen = input_states(step, config)
+    if not force and state.unchanged(step.name, fingerprint(step, config, seen)):
         log.info("%s: skipped, inputs unchanged since its last success", prefix)
         return StepOutcome(step.name, SKIPPED,
                            headline=state.steps[step.name].get("headline", ""))
@@ -103,7 +124,8 @@ def _run_one(step: Step, config: Config, context: StepContext, state: PipelineSt
         return StepOutcome(step.name, FAILED, time.monotonic() - started, "see the log above")
     duration = time.monotonic() - started
     log.info("%s: ran in %.1f s %s", prefix, duration, result.headline)
-    return StepOutcome(step.name, RAN, duration, result.headline)
+    return StepOutcome(step.name, RAN, duration, result.headline, seen,
+                       frozenset(result.written()))
 
 
 def format_outcomes(outcomes: Sequence[StepOutcome]) -> str:

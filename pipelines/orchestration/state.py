@@ -1,9 +1,10 @@
 """What the pipeline remembers between runs: a fingerprint of each step's last success.
 
 A step's fingerprint hashes the config sections it reads and the state of the
-locations it reads (a Delta table's version, a landing folder's file list). It is
-recorded right after the step succeeds; when it still matches at the next run,
-nothing the step reads has changed since, and the run may skip it.
+locations it reads (a Delta table's version, a landing folder's file list), as the
+step found them when it started. It is recorded when the run ends; when it still
+matches at the next run, nothing the step reads has changed since, and the run may
+skip it.
 """
 
 from __future__ import annotations
@@ -54,12 +55,19 @@ def alias_state(location: str) -> str:
     return version.version if version is not None else "none"
 
 
-def step_fingerprint(step: Step, config: Config) -> str:
-    """The fingerprint of ``step``'s inputs now; "" when the step cannot tell (always runs)."""
+def input_states(step: Step, config: Config) -> dict[str, Any] | None:
+    """The state of each location ``step`` reads, now; None when it declares none."""
     if step.inputs is None:
-        return ""
+        return None
     storage = Layout.of(config).storage
-    states = {location: location_state(location, storage) for location in step.inputs(config)}
+    return {location: location_state(location, storage) for location in step.inputs(config)}
+
+
+def fingerprint(step: Step, config: Config, states: dict[str, Any] | None) -> str:
+    """The fingerprint of ``step`` over its config sections and these input states;
+    "" when the step cannot tell (it always runs)."""
+    if states is None:
+        return ""
     sections: Sequence[str] = step.config_sections
     return _digest({"step": step.name, "config": config.fingerprint(*sections) if sections
                     else "", "inputs": states})

@@ -54,6 +54,14 @@ class StepResult:
     models: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     headline: str = ""
+    # Locations besides ``outputs`` that the step changed (landing files it wrote, registry
+    # aliases it moved). The runner fingerprints a reader of one of them as it stands
+    # after the run; any other input as it stood when its reader started.
+    changed: list[str] = field(default_factory=list)
+
+    def written(self) -> set[str]:
+        """Every location the step wrote or moved."""
+        return {ref.path for ref in self.outputs} | set(self.changed)
 
 
 @dataclass(frozen=True)

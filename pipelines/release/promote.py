@@ -14,6 +14,7 @@ import mlflow
 import pandas as pd
 
 from models.metrics import is_better
+from models.model_uri import alias_uri
 from models.plots import comparison_plot
 from pipelines.platform.registry import (
     CANDIDATE,
@@ -79,6 +80,7 @@ def log_decision_plot(name: str, version: str, tags: dict[str, str]) -> None:
 
 def run(ctx: StepContext) -> StepResult:
     rows = []
+    moved: list[str] = []
     for name in ctx.config.models:
         candidate = version_by_alias(name, CANDIDATE)
         if candidate is None:
@@ -96,6 +98,7 @@ def run(ctx: StepContext) -> StepResult:
             continue
         promoted, reason = decide(candidate.tags, ctx.config.promote.margin)
         (crown if promoted else dismiss)(candidate)
+        moved += [alias_uri(name, CANDIDATE), *([alias_uri(name, CHAMPION)] if promoted else [])]
         log_decision_plot(name, candidate.version, candidate.tags)
         tag_version(candidate, {DECISION_TAG: "promoted" if promoted else "rejected",
                                 DECISION_REASON_TAG: reason})
@@ -107,6 +110,7 @@ def run(ctx: StepContext) -> StepResult:
         mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "promotion.csv")
     promoted = [r["model"] for r in rows if r["decision"] == "promoted"]
     return StepResult(
+        changed=moved,
         metrics={"promoted": float(len(promoted)), "judged": float(len(rows))},
         headline=(f"promoted {', '.join(promoted) or 'none'} of {len(rows)} judged"
                   if rows else "no candidates"))

@@ -53,6 +53,10 @@ class Recorder:
         self.folder = folder
         self.log = folder / "ran.txt"
         self.failing: set[str] = set()
+        # step name -> a file that lands in landing/ while it runs, after it has read
+        self.landing_during: dict[str, str] = {}
+        # step name -> a file it writes into landing/ itself, reporting the change
+        self.writing_own_input: dict[str, str] = {}
 
     def step(self, name: str, reads: str) -> Step:
         return Step(name=name, run=lambda ctx: self._run(name, ctx), help=name,
@@ -64,7 +68,14 @@ class Recorder:
         with self.log.open("a") as handle:
             handle.write(name + "\n")
         (self.folder / f"{name}.out").mkdir(exist_ok=True)
-        return StepResult(metrics={"rows": 3.0}, headline=f"{name} ok")
+        landing = self.folder / "landing"
+        if name in self.landing_during:
+            (landing / self.landing_during.pop(name)).write_text("late\n")
+        changed = []
+        if name in self.writing_own_input:
+            (landing / self.writing_own_input.pop(name)).write_text("seeded\n")
+            changed = [str(landing)]
+        return StepResult(metrics={"rows": 3.0}, headline=f"{name} ok", changed=changed)
 
     def ran(self) -> list[str]:
         names = self.log.read_text().split() if self.log.exists() else []
@@ -104,6 +115,26 @@ def test_runs_in_dependency_order_then_skips_unchanged(dag_config: Config,
     outcomes = run_pipeline(dag_config, steps=steps)
     assert {o.name: o.status for o in outcomes}["load"] == RAN
     assert recorder.ran() == ["load"]
+
+
+def test_a_file_that_lands_while_its_reader_runs_is_read_by_the_next_run(
+        dag_config: Config, recorder: Recorder) -> None:
+    steps = recorder.steps()
+    recorder.landing_during["load"] = "2013-01-02.csv"
+    run_pipeline(dag_config, steps=steps)
+    assert recorder.ran().count("load") == 1
+    outcomes = {o.name: o.status for o in run_pipeline(dag_config, steps=steps)}
+    assert outcomes["load"] == RAN and recorder.ran() == ["load"]
+    assert {o.status for o in run_pipeline(dag_config, steps=steps)} == {SKIPPED}
+
+
+def test_what_a_step_writes_into_its_own_input_does_not_make_it_run_again(
+        dag_config: Config, recorder: Recorder) -> None:
+    steps = recorder.steps()
+    recorder.writing_own_input["load"] = "2013-01-01.csv"  # as seed fills landing/
+    run_pipeline(dag_config, steps=steps)
+    recorder.ran()
+    assert {o.status for o in run_pipeline(dag_config, steps=steps)} == {SKIPPED}
 
 
 def test_config_change_and_force_rerun(dag_config: Config, recorder: Recorder,
