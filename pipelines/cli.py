@@ -85,22 +85,26 @@ def config_show() -> None:
               help="Poll the alias in MODEL_URI and swap in new versions without downtime.")
 @click.option("--replicas", type=click.IntRange(min=1), default=None,
               help="Server processes behind a generated HAProxy (serving.replicas).")
+@click.option("--insecure", is_flag=True, default=None,
+              help="Serve without a token on a host other than loopback (serving.insecure).")
 @config_options
-def serve(model_uri: str, watch: bool, replicas: int | None) -> int:
+def serve(model_uri: str, watch: bool, replicas: int | None, insecure: bool | None) -> int:
     """Serve MODEL_URI (models:/NAME@ALIAS, runs:/ID/model) over HTTP with dynamic batching.
 
     Settings come from the serving section (conf/serving.yaml), e.g.
     --set serving.port=8081 --set serving.max_batch_size=128; `--replicas N` is
-    shorthand for --set serving.replicas=N.
+    shorthand for --set serving.replicas=N. The token comes from MLPIPE_SERVING_TOKEN or
+    serving.auth_token_file; a host other than loopback refuses to start without one
+    unless --insecure.
     """
     from pipelines.platform.tracking import configure_tracking
     from serving.server import serve as serve_model
 
     config = current_config()
     configure_tracking(config)
-    settings = config.serving
-    if replicas is not None:
-        settings = type(settings).model_validate({**settings.model_dump(), "replicas": replicas})
+    given = {key: value for key, value in (("replicas", replicas), ("insecure", insecure))
+             if value is not None}
+    settings = type(config.serving).model_validate({**config.serving.model_dump(), **given})
     serve_model(model_uri, settings, watch=watch)
     return 0
 

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import functools
 import hmac
+import ipaddress
+import os
+import stat
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from serving.replies import kserve_error
+from serving.settings import ServingSettings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+# The token's place outside the config, which is logged and shown (redacted) and whose
+# overrides (`--set`) show in the process table.
+TOKEN_ENV = "MLPIPE_SERVING_TOKEN"
+LOOPBACK_NAMES = ("localhost",)
 
 UNAUTHORIZED = kserve_error(401, "missing or wrong bearer token in the Authorization header",
                             ((b"www-authenticate", b"Bearer"),))
@@ -40,3 +50,50 @@ def requires_token(endpoint: Endpoint) -> Endpoint:
         return await endpoint(request)
 
     return guarded
+
+
+class InsecureServingError(ValueError):
+    """The server would be reachable beyond this host without a token, or the token's
+    file is not private; the message names the setting to change."""
+
+
+def with_token(settings: ServingSettings) -> ServingSettings:
+    """The settings with the token resolved: ``MLPIPE_SERVING_TOKEN``, else the contents
+    of ``auth_token_file``, else ``auth_token``; refused on a non-loopback ``host`` without
+    one unless ``insecure`` says that is meant."""
+    token = os.environ.get(TOKEN_ENV) or _token_file(settings.auth_token_file) \
+        or settings.auth_token
+    if not token and not settings.insecure and not is_loopback(settings.host):
+        raise InsecureServingError(
+            f"serving.host {settings.host!r} is reachable from other hosts and no token is "
+            f"set: set {TOKEN_ENV} or serving.auth_token_file (a file only you can read), "
+            "or pass --insecure to serve without authentication")
+    return settings.model_copy(update={"auth_token": token, "auth_token_file": ""})
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address (or the name) that only this host can reach."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _token_file(path: str) -> str:
+    if not path:
+        return ""
+    file = Path(path)
+    try:
+        mode = file.stat().st_mode
+    except OSError as error:
+        raise InsecureServingError(f"serving.auth_token_file {path}: {error.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InsecureServingError(
+            f"serving.auth_token_file {path} is readable by others (mode "
+            f"{stat.S_IMODE(mode):o}): chmod 600 it")
+    token = file.read_text().strip()
+    if not token:
+        raise InsecureServingError(f"serving.auth_token_file {path} is empty")
+    return token

@@ -6,10 +6,12 @@ import json
 import logging
 import os
 import socket
+import sys
 
 import uvicorn
 
 from serving.app import create_app
+from serving.auth import InsecureServingError, with_token
 from serving.fleet import run_fleet
 from serving.fleet.replicas import REUSEPORT_ENV, mlflow_environment
 from serving.inference import InferenceRoutes
@@ -26,7 +28,8 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
     """Serve `model_uri` and block until shut down.
 
     The server is live at once and ready once the model is loaded and warmed up; a model
-    that cannot be loaded ends the process with exit code 3.
+    that cannot be loaded ends the process with exit code 3, and a server that would be
+    open beyond loopback without a token (serving/auth.py, `with_token`) with exit code 2.
 
     On SIGTERM uvicorn stops accepting, lets in-flight requests finish (up to
     `graceful_shutdown_s`), then the batcher drains and the process exits. Each worker
@@ -36,6 +39,11 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
     replica servers (serving/fleet), behind HAProxy, or with `balance: reuseport` each
     binding this port itself with SO_REUSEPORT, the kernel spreading the connections.
     """
+    try:
+        settings = with_token(settings)
+    except InsecureServingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     if settings.replicas > 1:
         code = run_fleet(model_uri, settings, watch=watch)
         if code:

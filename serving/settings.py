@@ -36,6 +36,8 @@ class ServingSettings(BaseModel):
     max_request_bytes: PositiveInt
     max_request_rows: PositiveInt
     auth_token: str
+    auth_token_file: str
+    insecure: bool
     watch_interval_s: PositiveFloat
     keep_alive_s: PositiveFloat
     graceful_shutdown_s: PositiveFloat

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from pipelines.platform.config_checks import config_problems
 from pipelines.platform.config_schema import Config
 from pipelines.platform.errors import ConfigError
+from pipelines.platform.redact import redact
 
 # Config is the type every caller of load_config names; it is imported from here.
 __all__ = ["Config", "config_as_yaml", "load_config", "parse_override", "resolve_conf_dir"]
@@ -148,8 +149,9 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def config_as_yaml(config: Config) -> str:
-    """The merged, validated configuration as YAML (what ``mlpipe config show`` prints)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The merged, validated configuration as YAML, secrets redacted: what ``mlpipe config
+    show`` prints and every tracked run logs as ``config.yaml``."""
+    return yaml.safe_dump(redact(config.model_dump(mode="json")), sort_keys=False)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

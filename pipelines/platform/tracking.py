@@ -26,6 +26,7 @@ from pipelines.platform.config import Config, config_as_yaml
 from pipelines.platform.errors import TrackingUnavailableError
 from pipelines.platform.lake import TableRef
 from pipelines.platform.layout import Layout
+from pipelines.platform.redact import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def check_reachable(uri: str, timeout_s: float) -> None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         problem = str(getattr(exc, "reason", exc))
     raise TrackingUnavailableError(
-        f"MLflow tracking server {uri} is unreachable ({problem}); "
+        f"MLflow tracking server {redact_uri(uri)} is unreachable ({problem}); "
         "start it or fix mlflow.tracking_uri before running")
 
 

@@ -114,7 +114,10 @@ def write_replica_config(settings: ServingSettings, path: Path) -> Path:
     """The settings every replica runs with: the fleet's, as one plain server on loopback."""
     values = settings.model_dump(mode="json")
     values.update(replicas=1, workers=1, host=LOOPBACK)
-    path.write_text(yaml.safe_dump({"serving": values}, sort_keys=False))
+    # Private: it holds the resolved token.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(yaml.safe_dump({"serving": values}, sort_keys=False))
     return path
 
 

@@ -10,10 +10,11 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.platform.config import Config
+from pipelines.platform.config import Config, config_as_yaml
 from pipelines.platform.errors import TrackingUnavailableError
 from pipelines.platform.lake import TableRef
 from pipelines.platform.layout import Layout
+from pipelines.platform.redact import redact
 from pipelines.platform.tracking import (
     PARENT_RUN_VARIABLE,
     configure_tracking,
@@ -65,6 +66,33 @@ def test_run_is_logged_and_read_back(remote_config: Config, tmp_path: Path,
     assert dataset_input.dataset.name == "flights"
     assert '"delta_table_version": 3' in dataset_input.dataset.source
     assert "/lake/silver/flights" in dataset_input.dataset.source
+
+
+def test_the_logged_config_holds_no_secret(tmp_path: Path, tracking_server: str) -> None:
+    planted = "planted-s3cr3t"
+    config = make_config(tmp_path / "data", f"mlflow.tracking_uri={tracking_server}",
+                         "mlflow.experiment=tracking-test", f"serving.auth_token={planted}")
+    with start_run(config, "secret") as run:
+        pass
+    logged = Path(MlflowClient(tracking_server).download_artifacts(
+        run.info.run_id, "config.yaml", str(tmp_path))).read_text()
+    assert planted not in logged
+    assert "auth_token: '***'" in logged  # set, and said to be set
+    assert planted not in config_as_yaml(config)  # what `mlpipe config show` prints
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize(("document", "shown"), [
+    ({"serving": {"auth_token": "t0k"}}, {"serving": {"auth_token": "***"}}),
+    ({"serving": {"auth_token": ""}}, {"serving": {"auth_token": ""}}),
+    ({"conf": {"spark.hadoop.fs.s3a.secret.key": "k", "spark.hadoop.fs.s3a.access.key": "a"}},
+     {"conf": {"spark.hadoop.fs.s3a.secret.key": "***", "spark.hadoop.fs.s3a.access.key": "***"}}),
+    ({"uri": "postgresql://mlpipe:pa55@db:5432/mlflow"}, {"uri": "postgresql://mlpipe:***@db:5432/mlflow"}),
+    ({"uri": "http://127.0.0.1:5000", "keys": ["year", "flight"]},
+     {"uri": "http://127.0.0.1:5000", "keys": ["year", "flight"]}),
+])
+def test_redaction_hides_secret_keys_and_uri_passwords_only(document: dict, shown: dict) -> None:
+    assert redact(document) == shown
 
 
 def test_nested_runs_have_their_parent(remote_config: Config, tracking_server: str,

@@ -23,6 +23,7 @@ from tritonclient.utils import InferenceServerException
 
 from lab.loadtest.open_loop import Target, run_open_loop
 from lab.loadtest.wrk import Request, run_wrk, wrk_available
+from serving.auth import TOKEN_ENV
 from tests.serving.conftest import GRACEFUL_EXIT, ServerProcess, start_server
 from tests.serving.models import log_slow_model
 
@@ -46,7 +47,7 @@ def slow_server(registry: Path, model_log: Path, tmp_path_factory: pytest.TempPa
     server = start_server(
         f"models:/slow/{version}", tmp_path_factory.mktemp("slow-server"),
         "--max-batch-size", "4", "--allowed-batch-sizes", "[1, 2, 4]", "--max-delay-ms", "2",
-        "--max-queue", str(MAX_QUEUE), "--retry-after-s", "2", "--auth-token", TOKEN)
+        "--max-queue", str(MAX_QUEUE), "--retry-after-s", "2", env={TOKEN_ENV: TOKEN})
     yield server
     server.stop()
 
