@@ -46,6 +46,9 @@ class ServingSettings(BaseModel):
     health_check_interval_ms: PositiveInt
     health_check_fall: PositiveInt
     health_check_rise: PositiveInt
+    health_check_timeout_ms: PositiveInt
+    request_read_timeout_s: PositiveFloat
+    balancer_max_connections: PositiveInt
     replica_max_connections: int = Field(ge=0)
     queue_timeout_ms: PositiveInt
     latency_target_ms: float = Field(ge=0)

@@ -81,6 +81,7 @@ global
     log fd@3 format raw local0 notice
     stats socket {stats_socket} mode 600 level admin
     stats timeout 10s
+    maxconn {settings.balancer_max_connections}
     hard-stop-after {settings.graceful_shutdown_s:g}s
     tune.bufsize {BUFFER_BYTES}
 
@@ -95,6 +96,8 @@ defaults
     timeout http-keep-alive {settings.keep_alive_s:g}s
     timeout server {settings.graceful_shutdown_s:g}s
     timeout queue {settings.queue_timeout_ms}ms
+    timeout http-request {settings.request_read_timeout_s:g}s
+    timeout check {settings.health_check_timeout_ms}ms
     retries {RETRIES}
     option redispatch 1
     retry-on conn-failure empty-response
@@ -102,6 +105,7 @@ defaults
 
 frontend public
     bind {settings.host}:{settings.port if port is None else port}
+    maxconn {settings.balancer_max_connections}
     default_backend {BACKEND}
     http-after-response set-header {retry_after}
 

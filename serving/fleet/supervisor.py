@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.fleet.balancer import Balancer, haproxy_binary
+from serving.fleet.balancer import Balancer, BalancerError, haproxy_binary
 from serving.fleet.haproxy_admin import HAProxyAdmin
 from serving.fleet.haproxy_config import Server, render_config
 from serving.fleet.replicas import (
@@ -105,6 +105,7 @@ class Fleet:
         self._baselines: dict[str, dict[str, int]] = {}
         self._monitor: threading.Thread | None = None
         self.balancer: Balancer | None = None
+        self.balancer_restarts = 0
 
     # -- the Python API --------------------------------------------------------------
     @property
@@ -211,9 +212,8 @@ class Fleet:
     def _monitor_loop(self) -> None:
         next_poll = time.monotonic() + self.settings.watch_interval_s
         while not self._stopping.wait(MONITOR_INTERVAL_S):
-            if self.balancer is not None and not self.balancer.alive:
-                log.critical("HAProxy exited unexpectedly; stopping the fleet. The end of "
-                             "its log %s:\n%s", self.balancer.log_path, self.balancer.log_tail())
+            if self.balancer is not None and not self.balancer.alive and \
+                    not self._restart_balancer():
                 self.failed.set()
                 return
             try:
@@ -225,6 +225,22 @@ class Fleet:
                     next_poll = time.monotonic() + self.settings.watch_interval_s
             except Exception:  # one failed repair must not end the monitoring: try again
                 log.exception("the fleet monitor hit an error; carrying on")
+
+    def _restart_balancer(self) -> bool:
+        """Start HAProxy again in front of the replicas as they are now; False when it
+        will not start (then the fleet stops: it cannot be reached any more)."""
+        assert self.balancer is not None
+        log.error("HAProxy (pid %d) exited with %s; restarting it. The end of its log %s:\n%s",
+                  self.balancer.process.pid, self.balancer.process.returncode,
+                  self.balancer.log_path, self.balancer.log_tail())
+        try:
+            self._start_balancer(list(self.replicas))
+        except BalancerError as error:
+            log.critical("HAProxy did not start again; stopping the fleet: %s", error)
+            return False
+        self._baselines = {name: self._counters(name) for name in self.replicas}
+        self.balancer_restarts += 1
+        return True
 
     def _heal(self, name: str, dead: Replica) -> None:
         """Replace a replica that exited; HAProxy sends its traffic elsewhere meanwhile."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -70,6 +72,7 @@ def test_each_policy_renders_a_config_haproxy_accepts(policy: str, tmp_path: Pat
     assert f"    balance {ALGORITHMS[policy]}\n" in text
     assert "option httpchk GET /v2/health/ready" in text
     assert "maxconn 7" in text and "inter 500ms" in text
+    assert "timeout http-request 10s" in text and "timeout check 2000ms" in text
     assert "server r2 127.0.0.1:9002" in text
     assert ("    http-request set-priority-class int(1) if "
             "{ req.hdr(x-request-priority) -i low }\n") in text
@@ -102,6 +105,30 @@ def test_balancer_refusals_carry_retry_after(tmp_path: Path) -> None:
     assert balancer.log_path == tmp_path / "haproxy.log"
     assert logged.count("Server replicas/r1 is DOWN") == 1, logged
     assert logged.count(" 503 ") == 1 and '"POST /invocations HTTP/1.1"' in logged, logged
+
+
+def test_a_client_that_sends_slowly_is_cut_off_at_the_balancer_with_408(
+        tmp_path: Path) -> None:
+    """Headers a byte at a time (slowloris): HAProxy answers 408 once the read timeout
+    passes, and the request never reaches a replica (here there is none to reach)."""
+    settings = load_settings(replicas=2, request_read_timeout_s=1)
+    port = free_port()
+    balancer = Balancer(render_config(settings, [Server("r1", "127.0.0.1", free_port())],
+                                      tmp_path / "s.sock", port=port),
+                        tmp_path, tmp_path / "s.sock")
+    balancer.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            started = time.monotonic()
+            for byte in b"POST /invocations HTTP/1.1\r\nHost: x\r\n":
+                if select.select([slow], [], [], 0.1)[0]:  # answered: stop before a reset
+                    break
+                slow.sendall(bytes([byte]))
+            reply = slow.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert time.monotonic() - started < 5
+    finally:
+        assert balancer.soft_stop(timeout_s=5) == 0
 
 
 def test_reuseport_has_no_balancer_config(tmp_path: Path) -> None:
@@ -236,6 +263,20 @@ def test_killed_replica_is_taken_out_and_restarted_without_a_failed_request(
     assert len(load.answers) > 100
     assert fleet.stats()["r2"]["status"] == "UP"
     assert served_by(fleet.url, 6)["r2"] == 2
+
+
+def test_a_killed_balancer_is_started_again_in_front_of_the_same_replicas(
+        fleet: Fleet) -> None:
+    dead = fleet.balancer.process.pid
+    replicas = {name: replica.pid for name, replica in fleet.replicas.items()}
+    os.kill(dead, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while fleet.balancer_restarts == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fleet.balancer_restarts == 1 and not fleet.failed.is_set()
+    assert fleet.balancer.process.pid != dead
+    assert {name: replica.pid for name, replica in fleet.replicas.items()} == replicas
+    assert served_by(fleet.url, 6) == {"r1": 2, "r2": 2, "r3": 2}
 
 
 def listening_inodes(port: int) -> set[int]:
