@@ -31,7 +31,7 @@ from serving.fleet import Fleet
 from serving.fleet.balancer import Balancer
 from serving.fleet.haproxy_config import ALGORITHMS, Server, render_config
 from serving.fleet.replicas import free_port
-from serving.settings import load_settings
+from serving.settings import ServingSettings, load_settings
 from tests.serving.conftest import GRACEFUL_EXIT, ServerProcess, start_server
 from tests.serving.models import flight_records, log_linear_model
 from tests.serving.test_protocols import triton_inputs
@@ -82,15 +82,21 @@ def test_each_policy_renders_a_config_haproxy_accepts(policy: str, tmp_path: Pat
     assert check.returncode == 0, check.stderr
 
 
+def balancer_without_replicas(settings: ServingSettings, folder: Path) -> tuple[Balancer, int]:
+    """A started HAProxy in front of one replica address where nothing listens, and its port."""
+    port = free_port()
+    balancer = Balancer(render_config(settings, [Server("r1", "127.0.0.1", free_port())],
+                                      folder / "s.sock", port=port),
+                        folder, folder / "s.sock")
+    balancer.start()
+    return balancer, port
+
+
 def test_balancer_refusals_carry_retry_after(tmp_path: Path) -> None:
     """With no replica up, HAProxy's own 503 tells clients when to come back, and its log
     (a file) records the refusal."""
     settings = load_settings(replicas=2, balance="leastconn", health_check_interval_ms=100)
-    port = free_port()
-    balancer = Balancer(render_config(settings, [Server("r1", "127.0.0.1", free_port())],
-                                      tmp_path / "s.sock", port=port),
-                        tmp_path, tmp_path / "s.sock")
-    balancer.start()
+    balancer, port = balancer_without_replicas(settings, tmp_path)
     try:
         deadline = time.monotonic() + 10
         while balancer.admin.stats()["r1"]["status"] != "DOWN" and time.monotonic() < deadline:
@@ -112,11 +118,7 @@ def test_a_client_that_sends_slowly_is_cut_off_at_the_balancer_with_408(
     """Headers a byte at a time (slowloris): HAProxy answers 408 once the read timeout
     passes, and the request never reaches a replica (here there is none to reach)."""
     settings = load_settings(replicas=2, request_read_timeout_s=1)
-    port = free_port()
-    balancer = Balancer(render_config(settings, [Server("r1", "127.0.0.1", free_port())],
-                                      tmp_path / "s.sock", port=port),
-                        tmp_path, tmp_path / "s.sock")
-    balancer.start()
+    balancer, port = balancer_without_replicas(settings, tmp_path)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
             started = time.monotonic()
