@@ -8,6 +8,7 @@ through :class:`~models.storage.Storage`, so ranks on other hosts reach the same
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -97,6 +98,17 @@ class TrainTask:
     @property
     def checkpoint_path(self) -> str:
         return join(self.output_dir, "checkpoint.npz")
+
+    def identity(self) -> str:
+        """A digest of what decides the training's result: the data at its version, the
+        encoder, the model and its schedule, the seed. A checkpoint carries it, so
+        ``--resume`` continues only the job that wrote it; how the job runs (workers,
+        the MLflow run, where results go, whether it resumes) may differ."""
+        fields = {**asdict(self), "schedule": self.schedule.model_dump()}
+        for how in ("runtime", "resume", "tracking_uri", "run_id", "object_store",
+                    "output_dir"):
+            fields.pop(how)
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
     def rank_result_path(self, rank: int) -> str:
         return join(self.output_dir, f"rank-{rank}.json")

@@ -79,8 +79,11 @@ def train(task: TrainTask) -> dict[str, Any]:
 
     state, best_weights = LoopState(), [v.numpy() for v in model.variables]
     if task.resume and hvd.rank() == 0 and storage.exists(task.checkpoint_path):
-        state, best_weights = load_checkpoint(storage, task.checkpoint_path, model, optimizer)
+        state, best_weights = load_checkpoint(storage, task.checkpoint_path, model, optimizer,
+                                              task.identity())
         log.info("resuming after epoch %d from %s", state.epoch, task.checkpoint_path)
+    elif hvd.rank() == 0:  # a fresh job: a crash before its first epoch must not leave
+        storage.delete(task.checkpoint_path)  # the last job's checkpoint to --resume
     broadcast_state(model, optimizer)  # Horovod: every rank starts from rank 0's state
     state = hvd.broadcast_object(state, root_rank=0)  # Horovod: and at rank 0's epoch
     start_epoch = state.epoch
@@ -106,7 +109,7 @@ def train(task: TrainTask) -> dict[str, Any]:
                                     root_rank=0)
         if hvd.rank() == 0:  # Horovod: one writer
             save_checkpoint(storage, task.checkpoint_path, model, optimizer, state,
-                            best_weights)
+                            best_weights, task.identity())
             log.info("epoch %d/%d: %s", epoch + 1, schedule.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
             if run_log:

@@ -19,7 +19,12 @@ import pytest
 from deltalake import write_deltalake
 
 from models.storage import ObjectStoreSettings, Storage, join
-from models.training.checkpoint import LoopState, load_checkpoint, save_checkpoint
+from models.training.checkpoint import (
+    CheckpointMismatch,
+    LoopState,
+    load_checkpoint,
+    save_checkpoint,
+)
 from models.training.data import shard_files
 from models.training.launch import TrainingFailed, run_logged
 from models.training.task import TrainTask
@@ -91,11 +96,13 @@ def test_a_checkpoint_on_the_store_restores_weights_optimizer_and_loop_state(
     location = join(folder, "checkpoint.npz")
 
     save_checkpoint(storage, location, model, optimizer, state,
-                    [v.numpy() for v in model.variables])
+                    [v.numpy() for v in model.variables], owner="job-a")
     fresh = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     fresh_optimizer = keras.optimizers.Adam()
     fresh_optimizer.build(fresh.trainable_variables)
-    restored, best = load_checkpoint(storage, location, fresh, fresh_optimizer)
+    with pytest.raises(CheckpointMismatch, match="written by another training job"):
+        load_checkpoint(storage, location, fresh, fresh_optimizer, owner="job-b")
+    restored, best = load_checkpoint(storage, location, fresh, fresh_optimizer, owner="job-a")
 
     assert restored == state
     np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(),

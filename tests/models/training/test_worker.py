@@ -142,3 +142,14 @@ def test_killed_worker_fails_the_job_and_resume_finishes(tmp_path: Path) -> None
     assert results[0]["start_epoch"] >= 1
     assert results[0]["epochs_run"] == 10
     assert [row["epoch"] for row in results[0]["history"]] == list(range(1, 11))
+
+
+def test_a_task_identity_follows_what_decides_the_result_not_how_it_runs(
+        tmp_path: Path) -> None:
+    task = make_task(tmp_path / "table", 1, tmp_path / "out")
+    rerun = dataclasses.replace(task, resume=True, run_id="another-run",
+                                output_dir=str(tmp_path / "elsewhere"))
+    assert rerun.identity() == task.identity()
+    for changed in (dict(table_version=2), dict(seed=task.seed + 1),
+                    dict(schedule=task.schedule.model_copy(update={"epochs": 3}))):
+        assert dataclasses.replace(task, **changed).identity() != task.identity(), changed
