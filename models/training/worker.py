@@ -78,9 +78,10 @@ def train(task: TrainTask) -> dict[str, Any]:
                       task.runtime.fp16_allreduce)
 
     state, best_weights = LoopState(), [v.numpy() for v in model.variables]
+    owner = task.identity()
     if task.resume and hvd.rank() == 0 and storage.exists(task.checkpoint_path):
         state, best_weights = load_checkpoint(storage, task.checkpoint_path, model, optimizer,
-                                              task.identity())
+                                              owner)
         log.info("resuming after epoch %d from %s", state.epoch, task.checkpoint_path)
     elif hvd.rank() == 0:  # a fresh job: a crash before its first epoch must not leave
         storage.delete(task.checkpoint_path)  # the last job's checkpoint to --resume
@@ -109,7 +110,7 @@ def train(task: TrainTask) -> dict[str, Any]:
                                     root_rank=0)
         if hvd.rank() == 0:  # Horovod: one writer
             save_checkpoint(storage, task.checkpoint_path, model, optimizer, state,
-                            best_weights, task.identity())
+                            best_weights, owner)
             log.info("epoch %d/%d: %s", epoch + 1, schedule.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
             if run_log:

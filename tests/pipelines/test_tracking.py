@@ -85,6 +85,8 @@ def test_the_logged_config_holds_no_secret(tmp_path: Path, tracking_server: str)
 @pytest.mark.parametrize(("document", "shown"), [
     ({"serving": {"auth_token": "t0k"}}, {"serving": {"auth_token": "***"}}),
     ({"serving": {"auth_token": ""}}, {"serving": {"auth_token": ""}}),
+    ({"serving": {"auth_token_file": "/etc/mlpipe/token"}},
+     {"serving": {"auth_token_file": "/etc/mlpipe/token"}}),
     ({"conf": {"spark.hadoop.fs.s3a.secret.key": "k", "spark.hadoop.fs.s3a.access.key": "a"}},
      {"conf": {"spark.hadoop.fs.s3a.secret.key": "***", "spark.hadoop.fs.s3a.access.key": "***"}}),
     ({"uri": "postgresql://mlpipe:pa55@db:5432/mlflow"}, {"uri": "postgresql://mlpipe:***@db:5432/mlflow"}),
