@@ -20,6 +20,7 @@ BENCHMARKS = {
     "serving": "bench.serving",
     "serving-wrk": "bench.serving_wrk",
     "overload": "bench.serving_overload",
+    "slow-clients": "bench.slow_clients",
     "fleet": "bench.serving_fleet",
     "network": "bench.network",
     "object-store": "bench.object_store",

@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     uris = log_models(registry, spec, sample.head(8))
 
     sizes = load_settings().allowed_batch_sizes
-    runtimes = {name: load_runtime(uri, sizes) for name, uri in uris.items()}
+    runtimes = {name: load_runtime(uri, sizes, deployment="") for name, uri in uris.items()}
     raw_inputs = runtimes["linear over raw"].inputs
     results = []
     for n in (1, 256):

@@ -71,6 +71,8 @@ def log_model(registry: Path) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
+    from lab.registry import register_released
+
     mlflow.set_tracking_uri(f"sqlite:///{registry}/mlflow.db")
     experiment = mlflow.set_experiment("serving-bench")
     if experiment.artifact_location.startswith("mlflow-artifacts"):
@@ -86,15 +88,15 @@ def log_model(registry: Path) -> str:
     with mlflow.start_run():
         info = mlflow.tensorflow.log_model(
             model, name="model", signature=infer_signature(example, model(example).numpy()),
-            registered_model_name=MODEL_NAME, pip_requirements=["tensorflow"])
-    return f"models:/{MODEL_NAME}/{info.registered_model_version}"
+            pip_requirements=["tensorflow"])
+    return f"models:/{MODEL_NAME}/{register_released(MODEL_NAME, info.model_uri, info.run_id)}"
 
 
 def in_process_limit(model_uri: str, seconds: float) -> dict[str, float]:
     """Rows/s of our runtime's compiled predict on full batches of 256 and on single rows."""
     from serving.runtime import load_runtime
 
-    runtime = load_runtime(model_uri, (1, 256))
+    runtime = load_runtime(model_uri, (1, 256), deployment="")
     limits = {}
     for batch in (256, 1):
         columns = {"input": np.random.default_rng(1).normal(size=(batch, FEATURES))

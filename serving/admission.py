@@ -1,4 +1,5 @@
-"""Admission control: shed inference requests beyond `max_queue` before their bodies are read.
+"""Admission control: shed inference requests beyond `max_queue` before their bodies are read,
+and bound the memory their bodies take while they arrive.
 
 Under overload most requests are refused, so what a refusal costs decides how much of
 the machine is left for the requests that are served. Refusing at the batcher (as
@@ -18,6 +19,14 @@ their 503s at a bounded rate and the served requests keep the CPU; a request tha
 arrives after the hold, or finds a free slot, is admitted or refused on its merits. The
 price: a new request that a client's pool sends on such a connection while the server is
 still full is held like a retry (there is no telling them apart).
+
+A slot is taken once a request's body has arrived, not when its headers do: a client that
+sends its body slowly (or never) must not hold one of the `max_queue` slots every other
+client needs, which let a hundred slow bodies make every request 503. A full server still
+refuses before reading a body (`full`). While they arrive, bodies are bounded instead by
+`request_read_timeout_s` (then 408) and together by `max_body_bytes_in_flight`
+(`BodyBudget`): many large requests at once get 503 beyond it rather than the process
+growing until the kernel kills it.
 
 Health, metadata and metrics endpoints are never shed: a balancer's health checks must
 keep working when the server is at capacity.
@@ -53,8 +62,13 @@ class Admission:
         self._counted = {endpoint: REQUESTS.labels(endpoint, "503")
                          for endpoint in self._refusals}
 
+    def full(self) -> bool:
+        """No slot is free: refuse a new request before reading its body."""
+        return self.in_flight >= self.limit
+
     def admit(self) -> bool:
-        """Take a slot for a request; False when none is free (then `refuse` it)."""
+        """Take a slot for a request whose body arrived; False when none is free (then
+        `refuse` it)."""
         if self.in_flight >= self.limit:
             return False
         self.in_flight += 1
@@ -89,3 +103,21 @@ class Admission:
         self._last_shed = {client: at for client, at in self._last_shed.items()
                            if at >= horizon}
 
+
+
+class BodyBudget:
+    """The bytes of request bodies held at once, received or arriving, bounded."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def reserve(self, size: int) -> bool:
+        """Hold ``size`` more bytes; False (and nothing held) when over the limit."""
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.held -= size

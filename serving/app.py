@@ -18,6 +18,7 @@ from serving.auth import requires_token
 from serving.inference import InferenceRoutes
 from serving.metrics import MetricsMiddleware, metrics
 from serving.openapi import openapi_document
+from serving.protocol import set_read_timeout
 from serving.replies import check_model
 from serving.settings import ServingSettings
 from serving.state import ServingState
@@ -27,6 +28,7 @@ def create_app(model_uri: str, settings: ServingSettings, *,
                watch: bool = False) -> InferenceRoutes:
     """The app for one model; it starts loading the model when the server starts."""
     state = ServingState(model_uri, settings, watch)
+    set_read_timeout(settings.request_read_timeout_s)  # for the connections it will accept
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

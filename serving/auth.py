@@ -6,13 +6,12 @@ import functools
 import hmac
 import ipaddress
 import os
-import stat
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from models.private_files import PrivateFileError, read_private
 from serving.replies import kserve_error
 from serving.settings import ServingSettings
 
@@ -84,16 +83,7 @@ def is_loopback(host: str) -> bool:
 def _token_file(path: str) -> str:
     if not path:
         return ""
-    file = Path(path)
     try:
-        mode = file.stat().st_mode
-    except OSError as error:
-        raise InsecureServingError(f"serving.auth_token_file {path}: {error.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InsecureServingError(
-            f"serving.auth_token_file {path} is readable by others (mode "
-            f"{stat.S_IMODE(mode):o}): chmod 600 it")
-    token = file.read_text().strip()
-    if not token:
-        raise InsecureServingError(f"serving.auth_token_file {path} is empty")
-    return token
+        return read_private(path, "serving.auth_token_file")
+    except PrivateFileError as error:
+        raise InsecureServingError(str(error)) from None

@@ -16,6 +16,7 @@ submitted with it, so the version it reports is the one that ran, across a swap.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -24,7 +25,7 @@ import numpy as np
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving import kserve, scoring
-from serving.admission import Admission
+from serving.admission import Admission, BodyBudget
 from serving.auth import UNAUTHORIZED, token_accepted
 from serving.batching import DeadlineExceeded, Priority, QueueFull
 from serving.metrics import record_request
@@ -63,6 +64,10 @@ class PayloadTooLarge(Exception):
     """The body is over `max_request_bytes`."""
 
 
+class OverBudget(Exception):
+    """The bodies held at once would exceed `max_body_bytes_in_flight`."""
+
+
 class TooManyRows(Exception):
     """The request carries more than `max_request_rows` rows."""
 
@@ -95,6 +100,7 @@ class InferenceRoutes:
         self.app = app
         self.state = state
         self.admission = Admission(state.settings)
+        self.budget = BodyBudget(state.settings.max_body_bytes_in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = match_inference(scope["path"]) if scope["type"] == "http" else None
@@ -109,19 +115,27 @@ class InferenceRoutes:
             record_request(endpoint, reply.status, time.perf_counter() - start)
             await send_reply(send, reply)
             return
-        if not self.admission.admit():
+        if self.admission.full():  # refused before the body is read: cheap under overload
             await self.admission.refuse(scope, endpoint, send)
             return
+        request = _Request()
         try:
-            reply, version_served = await self._answer(endpoint, name, version, scope, receive)
+            reply, version_served = await self._answer(endpoint, name, version, scope, receive,
+                                                       request)
+            if reply is None:  # the body arrived to find every slot taken
+                await self.admission.refuse(scope, endpoint, send)
+                return
             record_request(endpoint, reply.status, time.perf_counter() - start)
             await send_reply(send, reply, version_served)
         finally:
-            self.admission.release()
+            if request.admitted:
+                self.admission.release()
+            self.budget.release(request.body_bytes)
 
     async def _answer(self, endpoint: str, name: str, version: str | None, scope: Scope,
-                      receive: Receive) -> tuple[Reply, bytes | None]:
-        """The reply, and the version that ran for a 200."""
+                      receive: Receive, request: _Request) -> tuple[Reply | None, bytes | None]:
+        """The reply, and the version that ran for a 200; no reply when the body arrived
+        to find no admission slot free (the caller refuses it)."""
         state = self.state
         headers: Headers = dict(scope["headers"])
         settings = state.settings
@@ -138,7 +152,12 @@ class InferenceRoutes:
         try:
             timeout_s = _timeout(headers)
             priority = _header_priority(headers)
-            body = await _read_body(receive, headers, settings.max_request_bytes)
+            async with asyncio.timeout(settings.request_read_timeout_s):
+                body = await _read_body(receive, headers, settings.max_request_bytes,
+                                        self.budget, request)
+            if not self.admission.admit():
+                return None, None
+            request.admitted = True
             if endpoint == INVOCATIONS:
                 columns, rows = scoring.decode_request(body, runtime.inputs)
                 _check_rows(rows, settings.max_request_rows)
@@ -161,6 +180,13 @@ class InferenceRoutes:
         except PayloadTooLarge:
             return error(413, f"body: larger than the limit of {settings.max_request_bytes} "
                               "bytes"), None
+        except TimeoutError:
+            return error(408, f"body: not received within {settings.request_read_timeout_s} s "
+                              "(serving.request_read_timeout_s)"), None
+        except OverBudget:
+            return error(503, "the server holds as many request bodies as its memory budget "
+                              "allows (serving.max_body_bytes_in_flight); retry later",
+                         retry_after(settings)), None
         except TooManyRows as many:
             return error(413, f"rows: {many.rows} rows, over the limit of "
                               f"{settings.max_request_rows} (serving.max_request_rows)"), None
@@ -221,16 +247,36 @@ def _parameter_priority(value: object) -> Priority | None:
                        f"1 (high), 2 (low); got {value!r}")
 
 
-async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
-    """The body, refused as soon as it is known to be over the limit."""
+class _Request:
+    """What one request holds while it is served: a slot, and body bytes of the budget."""
+
+    __slots__ = ("admitted", "body_bytes")
+
+    def __init__(self) -> None:
+        self.admitted = False
+        self.body_bytes = 0
+
+    def reserve(self, budget: BodyBudget, size: int) -> None:
+        if not budget.reserve(size):
+            raise OverBudget
+        self.body_bytes += size
+
+
+async def _read_body(receive: Receive, headers: Headers, limit: int, budget: BodyBudget,
+                     request: _Request) -> bytes:
+    """The body, refused as soon as it is known to be over the limit, its bytes held in
+    the budget as they are known (the declared length at once)."""
     declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise PayloadTooLarge
+        request.reserve(budget, int(declared))
     message = await receive()
     body = message.get("body", b"")
     if not message.get("more_body", False):  # the whole body in one message: the usual case
         if len(body) > limit:
             raise PayloadTooLarge
+        request.reserve(budget, max(0, len(body) - request.body_bytes))
         return body
     chunks = [body]
     size = len(body)
@@ -240,5 +286,6 @@ async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge
+        request.reserve(budget, max(0, size - request.body_bytes))
         chunks.append(chunk)
     return b"".join(chunks)

@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.provenance import REASONS
+
 REQUESTS = Counter(
     "mlpipe_serving_requests", "HTTP requests answered, by endpoint and status code",
     ["endpoint", "code"],
@@ -43,6 +45,13 @@ REJECTED = Counter(
 )
 MODEL_VERSION = Gauge("mlpipe_serving_model_version_info", "The model version served",
                       ["name", "version"])
+VERSIONS_REFUSED = Counter(
+    "mlpipe_serving_model_versions_refused",
+    "Registry versions --watch found behind the alias and would not load, by reason "
+    "(serving/provenance.py); the running version kept serving", ["reason"],
+)
+for _reason in REASONS:  # every reason reads 0 from the start, so an alert can use rate()
+    VERSIONS_REFUSED.labels(_reason)
 
 
 # Labelled children looked up once: `labels()` costs more than the update itself.

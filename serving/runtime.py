@@ -11,6 +11,9 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
-from serving.registry import resolve_version
+from serving.registry import fetch_model
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +125,28 @@ def limit_tensorflow_threads(threads: int) -> None:
             os.environ.setdefault(variable, str(threads))
 
 
-def load_runtime(model_uri: str, allowed_batch_sizes: tuple[int, ...]) -> ModelRuntime:
-    """Download, load and warm up the model `model_uri` points at now."""
-    pinned_uri, version = resolve_version(model_uri)
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=pinned_uri))
+def load_runtime(model_uri: str, allowed_batch_sizes: tuple[int, ...], *,
+                 deployment: str) -> ModelRuntime:
+    """Download, verify, load and warm up the model `model_uri` points at now.
+
+    The files are downloaded once into a folder of this runtime's own and loaded from
+    there, a registry version only once verified (`fetch_model`; `deployment` empty:
+    any deployment); the folder goes when the runtime does.
+    """
+    folder = tempfile.mkdtemp(prefix="mlpipe-model-")
+    try:
+        runtime = _load_from(model_uri, folder, allowed_batch_sizes, deployment)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    weakref.finalize(runtime, shutil.rmtree, folder, ignore_errors=True)
+    return runtime
+
+
+def _load_from(model_uri: str, folder: str, allowed_batch_sizes: tuple[int, ...],
+               deployment: str) -> ModelRuntime:
+    downloaded, version = fetch_model(model_uri, folder, deployment)
+    local = Path(downloaded)
     meta = Model.load(local)
     flavors = meta.flavors
     keras_flavor = "keras" in flavors or flavors.get("tensorflow", {}).get("model_type") == "keras"

@@ -15,6 +15,7 @@ from serving.auth import InsecureServingError, with_token
 from serving.fleet import run_fleet
 from serving.fleet.replicas import REUSEPORT_ENV, mlflow_environment
 from serving.inference import InferenceRoutes
+from serving.protocol import PROTOCOL
 from serving.settings import ServingSettings
 from serving.watcher import check_watchable
 
@@ -60,6 +61,8 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
         # Clients are told apart by their TCP connection (admission's hold), and no
         # balancer of ours sends X-Forwarded-For: the rewriting would only cost time.
         proxy_headers=False,
+        # httptools with a deadline on each request's headers (slowloris).
+        http=PROTOCOL,
     )
     if settings.workers == 1:
         app = create_app(model_uri, settings, watch=watch)

@@ -35,10 +35,12 @@ class ServingSettings(BaseModel):
     allowed_batch_sizes: tuple[PositiveInt, ...] = Field(min_length=1)
     max_request_bytes: PositiveInt
     max_request_rows: PositiveInt
+    max_body_bytes_in_flight: PositiveInt
     auth_token: str
     auth_token_file: str
     insecure: bool
     watch_interval_s: PositiveFloat
+    deployment: str
     keep_alive_s: PositiveFloat
     graceful_shutdown_s: PositiveFloat
     replicas: PositiveInt
@@ -63,6 +65,15 @@ class ServingSettings(BaseModel):
         if self.replicas > 1 and self.workers > 1:
             raise ValueError("set replicas (a supervised fleet, with or without HAProxy) or "
                              "workers (uvicorn's processes sharing one socket), not both")
+        return self
+
+    @model_validator(mode="after")
+    def _check_body_budget(self) -> ServingSettings:
+        if self.max_body_bytes_in_flight < self.max_request_bytes:
+            raise ValueError(
+                f"max_body_bytes_in_flight ({self.max_body_bytes_in_flight}) is below "
+                f"max_request_bytes ({self.max_request_bytes}): no request of the largest "
+                "size allowed could ever be received")
         return self
 
     @model_validator(mode="after")

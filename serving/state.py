@@ -40,7 +40,8 @@ class ServingState:
         limit_tensorflow_threads(self.settings.model_threads)
         try:
             runtime = await asyncio.to_thread(
-                load_runtime, self.model_uri, self.settings.allowed_batch_sizes)
+                load_runtime, self.model_uri, self.settings.allowed_batch_sizes,
+                deployment=self.settings.deployment)
         except Exception as error:
             # Live but never ready would hide the failure: exit with uvicorn's code for a
             # failed startup. Nothing is in flight, as no model ever answered.
@@ -53,8 +54,7 @@ class ServingState:
                                settings.low_priority_max_wait_ms)
         self.batcher.start()
         if self.watch:
-            await watch_alias(self.model_uri, settings.watch_interval_s,
-                              settings.allowed_batch_sizes, self.runtime, self.swap)
+            await watch_alias(self.model_uri, settings, self.runtime, self.swap)
 
     def runtime(self) -> ModelRuntime:
         assert self._runtime is not None

@@ -31,10 +31,10 @@ from pipelines.services.spark_cluster import SparkCluster
 from tests.support.flights import RAW_FIELDS
 from tests.support.processes import background
 from tests.support.runs import PIPELINE_STEPS, statuses
-from tests.support.team import TeamRoot, store_credentials  # noqa: F401
+from tests.support.team import TeamRoot, team_credentials  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400),
-              pytest.mark.usefixtures("store_credentials")]
+              pytest.mark.usefixtures("team_credentials")]
 
 MODELS = ("flight-delay-linear", "flight-delay-logistic", "flight-delay-mlp",
           "origin-delay-forecast")
@@ -166,7 +166,7 @@ def test_the_champion_is_served_from_the_team_server(team_run: TeamRoot, tmp_pat
                                extra=(f"serving.port={port}",))
     with background(command, tmp_path / "serve.log",
                     ready_url=f"http://127.0.0.1:{port}/v2/health/ready",
-                    cwd=team_run.workdir, env=team_run.services.store.client_environment()):
+                    cwd=team_run.workdir, env=team_run.services.describe("serving")):
         split = json.loads(raw.to_json(orient="split", date_format="iso", index=False))
         response = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=30,
                               json={"dataframe_split": split})

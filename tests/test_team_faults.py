@@ -1,9 +1,10 @@
 """Faults of the shared parts, each as a user meets it with `mlpipe --env team`.
 
-An unreachable object store, refused credentials, a missing bucket or an unreachable
-tracking server stop the run before any work (exit 1, the endpoint named, nothing
-written); an object store restarted in the middle of ingest loses and duplicates no
-row. (Two runs started at once on one root are the team run itself: tests/test_team.py.)
+An unreachable object store, refused credentials, a missing bucket, an unreachable
+tracking server or one that refuses the run's user stop the run before any work (exit 1,
+the endpoint named, nothing written); an object store restarted in the middle of ingest
+loses and duplicates no row. (Two runs started at once on one root are the team run
+itself: tests/test_team.py.)
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from models.tracking_identity import TrackingIdentity
 from pipelines.services import TeamServices
 from pipelines.services.processes import free_port, stop_process_group
-from tests.support.team import TeamRoot, store_credentials  # noqa: F401
+from tests.support.team import TeamRoot, team_credentials  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900),
-              pytest.mark.usefixtures("store_credentials")]
+              pytest.mark.usefixtures("team_credentials")]
 
 
 @pytest.fixture
@@ -65,6 +67,21 @@ def test_an_unreachable_tracking_server_stops_the_run_before_any_work(
     result = team_root.mlpipe("run", extra=(f"mlflow.tracking_uri={dead}",))
     assert result.returncode == 1, result.stderr[-3000:]
     assert f"MLflow tracking server {dead} is unreachable" in result.stderr
+    assert_nothing_written(team_root)
+
+
+def test_a_tracking_identity_the_server_refuses_stops_the_run_before_any_work(
+        team_root: TeamRoot, tmp_path: Path) -> None:
+    pipeline = team_root.services.identities["pipeline"]
+    wrong = TrackingIdentity(pipeline.username, "not-the-password").write(tmp_path / "creds")
+    environment = team_root.environment()
+    for name in TrackingIdentity("", "").environment():
+        environment.pop(name)
+    result = team_root.mlpipe("run", extra=(f"mlflow.credentials_file={wrong}",),
+                              env=environment)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"refused user '{pipeline.username}' (HTTP 401)" in result.stderr
+    assert "not-the-password" not in result.stdout + result.stderr
     assert_nothing_written(team_root)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 
 import keras
@@ -31,6 +32,10 @@ class LoopState:
 
 class CheckpointMismatch(ValueError):
     """The checkpoint was written by another training job (or another model)."""
+
+
+class CheckpointUnreadable(ValueError):
+    """The checkpoint's file is not a checkpoint: truncated, overwritten, or not ours."""
 
 
 def save_checkpoint(storage: Storage, location: str, model: keras.Model,
@@ -57,7 +62,16 @@ def load_checkpoint(storage: Storage, location: str, model: keras.Model,
     weights of the same shape (the table moved on, the schedule changed) would load
     silently and be reported as this job's result.
     """
-    with np.load(io.BytesIO(storage.read_bytes(location))) as arrays:
+    try:
+        loaded = np.load(io.BytesIO(storage.read_bytes(location)))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise CheckpointUnreadable(
+            f"{location} is not a readable checkpoint ({type(error).__name__}: {error}); "
+            "run without --resume to start afresh") from None
+    with loaded as arrays:
+        if "state" not in arrays.files:
+            raise CheckpointUnreadable(f"{location} holds no training state; run without "
+                                       "--resume to start afresh")
         written_by = str(arrays["owner"]) if "owner" in arrays.files else "an unnamed job"
         if written_by != owner:
             raise CheckpointMismatch(

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from models.storage import is_remote
+from models.tracking_identity import VARIABLES as TRACKING_VARIABLES
 from models.training.launch import LaunchSettings, horovod_env, worker_command
 
 # Exported from the launching shell as they are: where the virtualenv and CUDA live.
@@ -73,10 +74,12 @@ def mpi_command(mpi: MpiSettings, launch: LaunchSettings, task_file: str,
                 object_store: dict[str, Any] | None = None) -> list[str]:
     """``mpirun`` over all slots running the training worker on ``task_file``.
 
-    A task on the object store also exports the store's credentials that are set here.
+    A task on the object store also exports the store's credentials that are set here,
+    and every task the tracking identity that is (rank 0 logs the run): by name, so their
+    values stay off the command line.
     """
-    credentials = ([arg for key in STORE_CREDENTIALS if key in os.environ
-                    for arg in ("-x", key)] if is_remote(task_file) else [])
+    names = [*(STORE_CREDENTIALS if is_remote(task_file) else ()), *TRACKING_VARIABLES]
+    credentials = [arg for key in names if key in os.environ for arg in ("-x", key)]
     return [*mpi_launcher(mpi, launch), *credentials,
             *worker_command(mpi.python, task_file, object_store)]
 

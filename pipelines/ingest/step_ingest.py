@@ -26,11 +26,14 @@ def run(ctx: StepContext, sources: tuple[str, ...] = ()) -> StepResult:
     counts = ingest_sources(ctx.spark, ctx.layout, ctx.config.ingest, chosen, ctx.run_id)
     metrics: dict[str, float] = {}
     for c in counts:
-        metrics |= {f"{c.source}.files": c.files, f"{c.source}.rows_read": c.rows_read,
+        metrics |= {f"{c.source}.files": c.files, f"{c.source}.files_skipped": c.files_skipped,
+                    f"{c.source}.rows_read": c.rows_read,
                     f"{c.source}.rows_ingested": c.rows_ingested,
                     f"{c.source}.rows_quarantined": c.rows_quarantined}
         metrics |= {f"{c.source}.quarantined.{reason.replace(':', '.').replace(' ', '_')}": n
                     for reason, n in c.quarantined.items()}
+        if c.unaccounted is not None:
+            metrics[f"{c.source}.files_unaccounted"] = len(c.unaccounted)
         if c.quarantined:
             log.info("%s quarantined by reason: %s", c.source, dict(c.quarantined))
     for total in ("rows_read", "rows_ingested", "rows_quarantined"):
@@ -38,11 +41,14 @@ def run(ctx: StepContext, sources: tuple[str, ...] = ()) -> StepResult:
     outputs = [pin(ctx.spark, f"{layer}.{source.name}", path)
                for source in chosen for layer in ("bronze", "quarantine")
                if table_exists(ctx.spark, path := ctx.layout.table(layer, source.name))]
+    skipped = sum(c.files_skipped for c in counts)
     return StepResult(
         outputs=outputs, metrics=metrics,
         headline=f"{metrics['rows_read']:,.0f} rows read from "
                  f"{sum(c.files for c in counts)} new files: {metrics['rows_ingested']:,.0f} "
-                 f"ingested, {metrics['rows_quarantined']:,.0f} quarantined")
+                 f"ingested, {metrics['rows_quarantined']:,.0f} quarantined"
+                 + (f" ({skipped} files skipped: ingested before the checkpoint was lost)"
+                    if skipped else ""))
 
 
 INGEST = Step(

@@ -6,7 +6,11 @@ rerun reads only new ones. Every micro-batch is appended to bronze and to
 quarantine with ``txnAppId``/``txnVersion`` = (the query id, the batch id): if the
 process dies after a Delta commit but before the checkpoint records the batch, the
 rerun replays the same batch id and Delta skips the append it already holds. A crash
-anywhere therefore leaves no partial data and no duplicates.
+anywhere therefore leaves no partial data and no duplicates. A lost checkpoint is
+recovered from (``pipelines/ingest/recovery.py``): the query then skips the files the
+tables already hold. Spark's file source skips a file older than the newest one seen by
+more than its ``maxFileAge``; ``ingest.max_file_age`` sets that age long, so a file that
+lands late is ingested too.
 
 A batch is parsed once on its way to bronze, and its rows are counted on that pass (an
 observation of the write, not another job). The quarantine append parses again only the
@@ -25,6 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from pipelines.ingest.parquet import files_as_lines
+from pipelines.ingest.recovery import Recovery, begin_recovery, end_recovery
 from pipelines.ingest.sources import Source
 from pipelines.ingest.validation import (
     RAW,
@@ -47,12 +52,19 @@ BINARY_FILE_SCHEMA = "path string, modificationTime timestamp, length bigint, co
 
 @dataclass
 class IngestCounts:
-    """What one source's ingest saw: rows read, ingested and quarantined by reason."""
+    """What one source's ingest saw: rows read, ingested and quarantined by reason.
+
+    After a lost checkpoint, ``files_skipped`` counts the files left out because the
+    tables held them already, and ``unaccounted`` names the landing files with no row in
+    either table (None when no recovery ran and nothing was reconciled).
+    """
 
     source: str
     files: int = 0
     rows_ingested: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
+    files_skipped: int = 0
+    unaccounted: list[str] | None = None
 
     @property
     def rows_quarantined(self) -> int:
@@ -85,9 +97,11 @@ def _version(spark: SparkSession, path: str) -> int | None:
 class BatchWriter:
     """The ``foreachBatch`` function of one source's query: one idempotent append per table."""
 
-    def __init__(self, layout: Layout, source: Source, run_id: str | None) -> None:
+    def __init__(self, layout: Layout, source: Source, run_id: str | None,
+                 recovery: Recovery | None = None) -> None:
         self.source = source
         self.run_id = run_id
+        self.recovery = recovery
         self.storage = layout.storage
         self.bronze = layout.table("bronze", source.name)
         self.quarantine = layout.table("quarantine", source.name)
@@ -110,6 +124,8 @@ class BatchWriter:
 
     def __call__(self, lines: DataFrame, batch_id: int) -> None:
         spark, txn = lines.sparkSession, (self.app_id(), batch_id)
+        if self.recovery is not None:
+            lines = self._unseen(lines, batch_id)
         if self.source.format == "parquet":  # the batch lists files; their rows become lines
             lines = files_as_lines(spark, [row[0] for row in lines.select(SOURCE_FILE).collect()],
                                    SOURCE_FILE)
@@ -131,12 +147,26 @@ class BatchWriter:
                                    .collect())) if bad_files else Counter()
         self._count(batch_id, metrics["files"], metrics["rows"], quarantined)
 
+    def _unseen(self, lines: DataFrame, batch_id: int) -> DataFrame:
+        lines, skipped = self.recovery.unseen(lines)
+        self.counts.files_skipped += skipped
+        log.warning("%s batch %d: skipped %d files already ingested (recovering the lost "
+                    "checkpoint %s)", self.source.name, batch_id, skipped, self.checkpoint)
+        return lines
+
     def _count(self, batch_id: int, files: int, rows: int, quarantined: Counter[str]) -> None:
         self.counts.files += files
         self.counts.rows_ingested += rows - sum(quarantined.values())
         self.counts.quarantined.update(quarantined)
         log.info("%s batch %d: %d files, %d rows ingested, %d quarantined", self.source.name,
                  batch_id, files, self.counts.rows_ingested, self.counts.rows_quarantined)
+
+
+def _source_file(source: Source) -> Column:
+    """Where a landed row came from, spelled as the tables store it: the path in the file
+    listing for Parquet (each file is then read whole), the text reader's file otherwise."""
+    return F.col("path" if source.format == "parquet" else "_metadata.file_path").alias(
+        SOURCE_FILE)
 
 
 def start_ingest(spark: SparkSession, layout: Layout, settings: IngestConfig, source: Source,
@@ -151,10 +181,10 @@ def start_ingest(spark: SparkSession, layout: Layout, settings: IngestConfig, so
               else spark.readStream.format("text"))
     if settings.max_files_per_trigger > 0:
         reader = reader.option("maxFilesPerTrigger", settings.max_files_per_trigger)
-    landed = reader.load(layout.landing(source.name))
-    lines = (landed.select(F.col("path").alias(SOURCE_FILE)) if parquet
-             else landed.select("value", F.col("_metadata.file_path").alias(SOURCE_FILE)))
-    writer = BatchWriter(layout, source, run_id)
+    landed = reader.option("maxFileAge", settings.max_file_age).load(layout.landing(source.name))
+    lines = (landed.select(_source_file(source)) if parquet
+             else landed.select("value", _source_file(source)))
+    writer = BatchWriter(layout, source, run_id, begin_recovery(spark, layout, source.name))
     query = (lines.writeStream.queryName(f"ingest_{source.name}")
              .foreachBatch(writer)
              .option("checkpointLocation", writer.checkpoint)
@@ -171,11 +201,23 @@ def ingest_sources(spark: SparkSession, layout: Layout, settings: IngestConfig,
     """
     started = [start_ingest(spark, layout, settings, source, run_id) for source in sources]
     failures = []
-    for query, _ in started:
+    for query, writer in started:
         try:
             query.awaitTermination()
+            if writer.recovery is not None:
+                _reconcile(spark, layout, writer)
         except Exception as exc:  # noqa: BLE001 - raised below once every query is done
             failures.append(exc)
     if failures:
         raise failures[0]
     return [writer.counts for _, writer in started]
+
+
+def _reconcile(spark: SparkSession, layout: Layout, writer: BatchWriter) -> None:
+    """End a recovered query's recovery, counting the landing files it left in no table.
+
+    The listing reads no file's content.
+    """
+    landed = (spark.read.format("binaryFile").load(layout.landing(writer.source.name))
+              .select(_source_file(writer.source)))
+    writer.counts.unaccounted = end_recovery(layout, writer.recovery, landed)

@@ -13,7 +13,7 @@ from typing import Any
 import mlflow
 
 from pipelines.platform.config import Config
-from pipelines.platform.registry import register_candidate
+from pipelines.platform.registry import deployment_of, register_candidate
 from pipelines.platform.step import Step, StepContext, StepResult
 from pipelines.platform.tracking import log_table_input, start_run
 
@@ -38,7 +38,7 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
         with start_run(config, step.name, tags={"mlpipe.step": step.name}) as run:
             context.run_id = run.info.run_id
             result = step.run(context, **options)
-            record_result(result, run.info.run_id)
+            record_result(result, run.info.run_id, deployment_of(config))
             return result
     finally:
         if owns_context and context.has_spark:
@@ -46,11 +46,11 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
         log.info("step %s finished in %.1f s", step.name, time.monotonic() - started)
 
 
-def record_result(result: StepResult, run_id: str) -> None:
+def record_result(result: StepResult, run_id: str, deployment: str) -> None:
     """Log a step's lineage and metrics on its run; register the models it trained.
 
-    Each model becomes a new version of its registered model with the alias
-    ``@candidate``, and the version number is logged back on the step's run.
+    Each model becomes a new version of its registered model, as ``deployment``'s, with
+    the alias ``@candidate``, and the version number is logged back on the step's run.
     """
     for ref in result.inputs:
         log_table_input(ref, context="input")
@@ -59,5 +59,5 @@ def record_result(result: StepResult, run_id: str) -> None:
     if result.metrics:
         mlflow.log_metrics(result.metrics)
     for name, uri in result.models.items():
-        version = register_candidate(name, uri, run_id)
+        version = register_candidate(name, uri, run_id, deployment)
         mlflow.log_param(f"output.model.{name}.version", version.version)

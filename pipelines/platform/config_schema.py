@@ -38,9 +38,14 @@ class MlflowConfig(Section):
     registry_uri: str
     artifact_root: str
     experiment: str
+    # Empty: the data root (pipelines.platform.registry.deployment_of).
+    deployment: str
     ui_host: str
     ui_port: int
     connect_timeout_s: float
+    # A private file with the identity to present to a server with authentication
+    # (models/tracking_identity.py); MLFLOW_TRACKING_USERNAME/PASSWORD win.
+    credentials_file: str = ""
 
 
 class SeedingConfig(Section):
@@ -94,6 +99,8 @@ class IngestConfig(Section):
     # Empty: every source the dataset declares.
     sources: list[str] = Field(default_factory=list)
     max_files_per_trigger: int
+    # Spark's maxFileAge, a Spark time string (conf/pipeline.yaml says why it is long).
+    max_file_age: str = Field(pattern=r"^[0-9]+(us|ms|s|m|min|h|d)$")
 
 
 class SynthesizeConfig(Section):

@@ -19,3 +19,7 @@ class DataError(MlpipeError):
 
 class StorageUnavailableError(MlpipeError):
     """The object store behind the data root cannot be used; raised before any work starts."""
+
+
+class RegistryConflictError(MlpipeError):
+    """A registered model belongs to another deployment; nothing was written to it."""

@@ -7,6 +7,7 @@ starts: a run that cannot be recorded should not run at all.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import subprocess
@@ -22,6 +23,12 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from models.tracking_identity import (
+    FILE_KEY,
+    PASSWORD_VARIABLE,
+    USERNAME_VARIABLE,
+    present_identity,
+)
 from pipelines.platform.config import Config, config_as_yaml
 from pipelines.platform.errors import TrackingUnavailableError
 from pipelines.platform.lake import TableRef
@@ -68,10 +75,13 @@ def resolve_target(config: Config) -> TrackingTarget:
 
 def configure_tracking(config: Config) -> TrackingTarget:
     """Point this process's MLflow client at the configured backend, failing fast if it is
-    down: what a command does once, before any work (:func:`preflight.check_services`)."""
+    down or refuses this process's identity: what a command does once, before any work
+    (:func:`preflight.check_services`)."""
     target = resolve_target(config)
+    present_identity(config.mlflow.credentials_file)
     if target.is_remote:
         check_reachable(target.tracking_uri, config.mlflow.connect_timeout_s)
+        check_admitted(target.tracking_uri, config.mlflow.connect_timeout_s)
     return point_client(target)
 
 
@@ -87,17 +97,39 @@ def point_client(target: TrackingTarget) -> TrackingTarget:
 
 def check_reachable(uri: str, timeout_s: float) -> None:
     """Raise :class:`TrackingUnavailableError` naming ``uri`` unless its health check answers."""
-    url = uri.rstrip("/") + "/health"
+    status, problem = _get(uri.rstrip("/") + "/health", timeout_s, {})
+    if status != 200:
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {redact_uri(uri)} is unreachable ({problem}); "
+            "start it or fix mlflow.tracking_uri before running")
+
+
+def check_admitted(uri: str, timeout_s: float) -> None:
+    """Raise :class:`TrackingUnavailableError` when a server with authentication refuses
+    this process's identity (the health check is open to anyone, the API is not)."""
+    user, password = os.environ.get(USERNAME_VARIABLE), os.environ.get(PASSWORD_VARIABLE)
+    headers = ({"Authorization": "Basic " + base64.b64encode(
+        f"{user}:{password}".encode()).decode()} if user and password else {})
+    status, problem = _get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1",
+                           timeout_s, headers)
+    if status in (401, 403):
+        who = f"user {user!r}" if headers else "anonymous requests"
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {redact_uri(uri)} refused {who} ({problem}): set "
+            f"{USERNAME_VARIABLE} and {PASSWORD_VARIABLE}, or {FILE_KEY} (a file only you "
+            "can read), to an identity the server knows")
+
+
+def _get(url: str, timeout_s: float, headers: dict[str, str]) -> tuple[int | None, str]:
+    """(HTTP status, what went wrong) of a GET; no status when nothing answered."""
+    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
-            if response.status == 200:
-                return
-            problem = f"HTTP {response.status}"
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            return response.status, f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        problem = str(getattr(exc, "reason", exc))
-    raise TrackingUnavailableError(
-        f"MLflow tracking server {redact_uri(uri)} is unreachable ({problem}); "
-        "start it or fix mlflow.tracking_uri before running")
+        return None, str(getattr(exc, "reason", exc))
 
 
 def ensure_experiment(config: Config, target: TrackingTarget) -> str:

@@ -1,7 +1,8 @@
 """``mlpipe step batch_score``: every champion scores the newest features, through Spark.
 
 The champion's MLflow pyfunc runs inside a vectorised pandas UDF (MLflow's
-``spark_udf``), the same model object serving loads. Rows land in
+``spark_udf``), the same model object serving loads, from a copy downloaded and
+checked as serving checks it (promoted, this deployment's, as registered). Rows land in
 ``lake/gold/predictions`` with the model's name and version; the write is a
 MERGE on (model, version, row key), so rerunning on the same data and model
 version adds nothing, and new days add only their rows.
@@ -14,10 +15,15 @@ import logging
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from models.model_uri import version_uri
 from pipelines.platform.config import Config
 from pipelines.platform.lake import TableRef, merge, pin, read_table
-from pipelines.platform.registry import CHAMPION, model_uri, version_by_alias
+from pipelines.platform.registry import (
+    CHAMPION,
+    deployment_of,
+    model_uri,
+    verified_copies,
+    version_by_alias,
+)
 from pipelines.platform.step import Step, StepContext, StepResult
 from pipelines.release.evaluate import judged_tables, predict_column, registry_inputs
 
@@ -46,13 +52,14 @@ def row_key(keys: list[str]) -> Column:
 
 
 def score_table(df: DataFrame, ref: TableRef, table: str, keys: list[str], name: str,
-                version: str, run_id: str | None) -> DataFrame:
-    """``df``'s rows with the champion's prediction and where it came from."""
+                version: str, local: str, run_id: str | None) -> DataFrame:
+    """``df``'s rows with the champion's prediction and where it came from; ``local`` is
+    the champion's verified copy."""
     return df.select(
         F.lit(name).alias("model_name"), F.lit(int(version)).alias("model_version"),
         row_key(keys).alias("row_key"),
         F.lit(table).alias("table"), F.lit(ref.version).alias("table_version"),
-        predict_column(df.sparkSession, version_uri(name, version)).alias("prediction"),
+        predict_column(df.sparkSession, local).alias("prediction"),
         F.current_timestamp().alias("scored_at"), F.lit(run_id).alias("run_id"))
 
 
@@ -60,18 +67,21 @@ def run(ctx: StepContext) -> StepResult:
     output = ctx.layout.table("gold", PREDICTIONS)
     inputs: dict[str, TableRef] = {}
     scored_models = []
+    deployment = deployment_of(ctx.config)
     for name, model in ctx.config.models.items():
         champion = version_by_alias(name, CHAMPION)
         if champion is None:
             log.info("%s has no @%s; nothing to score with", name, CHAMPION)
             continue
-        table = model.table
-        ref = inputs.get(table) or pin(ctx.spark, f"silver.{table}",
-                                       ctx.layout.table("silver", table))
-        inputs[table] = ref
-        scored = score_table(read_table(ctx.spark, ref), ref, table,
-                             row_keys(ctx.config)[table], name, champion.version, ctx.run_id)
-        merge(scored, output, PREDICTION_KEYS, run_id=ctx.run_id, update=False)
+        with verified_copies({name: champion}, deployment) as copies:  # before any Spark job
+            table = model.table
+            ref = inputs.get(table) or pin(ctx.spark, f"silver.{table}",
+                                           ctx.layout.table("silver", table))
+            inputs[table] = ref
+            scored = score_table(read_table(ctx.spark, ref), ref, table,
+                                 row_keys(ctx.config)[table], name, champion.version,
+                                 copies[name], ctx.run_id)
+            merge(scored, output, PREDICTION_KEYS, run_id=ctx.run_id, update=False)
         log.info("%s v%s scored %s v%d (%s)", name, champion.version, table, ref.version,
                  model_uri(champion))
         scored_models.append(f"{name} v{champion.version}")

@@ -7,15 +7,19 @@ predictions go into one persisted frame beside the label, and the metrics are Sp
 aggregates over it (``spark_metrics``), so nothing that grows with the split reaches
 the driver. The scores are written on the candidate version as tags, for ``promote``
 to decide on, and the comparison (a table and a plot) is logged to MLflow.
+
+Each version is downloaded once and scored from that copy, after the checks every
+loader makes (``serving.provenance``): this deployment's, from the artifact root, its
+digest as registered, and for the champion, promoted.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import mlflow
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -35,8 +39,9 @@ from pipelines.platform.registry import (
     EVAL_METRIC_TAG,
     EVAL_TABLE_TAG,
     NO_CHAMPION,
-    model_uri,
+    deployment_of,
     tag_version,
+    verified_copies,
     version_by_alias,
 )
 from pipelines.platform.spark_metrics import (
@@ -66,24 +71,25 @@ def predict_column(spark: SparkSession, uri: str) -> Column:
 
 
 def scored_split(ctx: StepContext, model: ModelDeclaration,
-                 versions: dict[str, ModelVersion]) -> tuple[TableRef, DataFrame]:
+                 copies: dict[str, str]) -> tuple[TableRef, DataFrame]:
     """The label and each version's prediction on the evaluation rows, persisted.
 
-    The rows come from the model's table (newest version, pinned); every version scores
-    them in the same pass, so the split is read and each model run once however many
-    metrics are computed after. The caller unpersists.
+    ``copies`` holds each version's verified local copy, by column name. The rows come
+    from the model's table (newest version, pinned); every version scores them in the
+    same pass, so the split is read and each model run once however many metrics are
+    computed after. The caller unpersists.
     """
     ref = pin(ctx.spark, f"silver.{model.table}", ctx.layout.table("silver", model.table))
     rows = (read_table(ctx.spark, ref).where(f"split = '{ctx.config.evaluate.split}'")
             .where(f"`{model.label}` IS NOT NULL"))
     scored = rows.select(F.col(model.label).cast("double").alias(LABEL),
-                         *[predict_column(ctx.spark, model_uri(version)).alias(who)
-                           for who, version in versions.items()])
+                         *[predict_column(ctx.spark, local).alias(who)
+                           for who, local in copies.items()])
     return ref, scored.persist()
 
 
 def score_versions(scored: DataFrame, metric: str,
-                   versions: dict[str, ModelVersion]) -> dict[str, SplitMetrics]:
+                   versions: Iterable[str]) -> dict[str, SplitMetrics]:
     """All metrics of ``metric``'s family for each version's column of ``scored``."""
     family = FAMILY_METRICS[family_of(metric)]
     return {who: family(scored, LABEL, who) for who in versions}
@@ -100,11 +106,13 @@ def evaluate_model(ctx: StepContext, name: str, model: ModelDeclaration
     versions = {"candidate": candidate}
     if champion is not None and champion.version != candidate.version:
         versions["champion"] = champion
-    ref, scored = scored_split(ctx, model, versions)
-    try:
-        results = score_versions(scored, model.metric, versions)
-    finally:
-        scored.unpersist()
+    # The candidate is judged here, so it need not be promoted yet; the champion must be.
+    with verified_copies(versions, deployment_of(ctx.config), judged="candidate") as copies:
+        ref, scored = scored_split(ctx, model, copies)
+        try:
+            results = score_versions(scored, model.metric, copies)
+        finally:
+            scored.unpersist()
     scores = {who: result.values for who, result in results.items()}
     rows = results["candidate"].rows
     metric = model.metric

@@ -19,20 +19,20 @@ from models.plots import comparison_plot
 from pipelines.platform.registry import (
     CANDIDATE,
     CHAMPION,
-    DECISION_REASON_TAG,
-    DECISION_TAG,
     EVAL_CANDIDATE_TAG,
     EVAL_CHAMPION_TAG,
     EVAL_CHAMPION_VERSION_TAG,
     EVAL_METRIC_TAG,
     NO_CHAMPION,
     crown,
+    deployment_of,
     dismiss,
-    tag_version,
+    record_decision,
     version_by_alias,
 )
 from pipelines.platform.step import Step, StepContext, StepResult
 from pipelines.release.evaluate import registry_inputs
+from serving.provenance import PROMOTED, check_tags
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,13 @@ def log_decision_plot(name: str, version: str, tags: dict[str, str]) -> None:
 def run(ctx: StepContext) -> StepResult:
     rows = []
     moved: list[str] = []
+    deployment = deployment_of(ctx.config)
     for name in ctx.config.models:
         candidate = version_by_alias(name, CANDIDATE)
         if candidate is None:
             continue
+        # Another deployment's version behind our alias was put there by hand: refused.
+        check_tags(candidate, deployment=deployment, promoted=False)
         if EVAL_METRIC_TAG not in candidate.tags:
             log.warning("%s v%s has not been evaluated; run `mlpipe step evaluate` first",
                         name, candidate.version)
@@ -92,23 +95,25 @@ def run(ctx: StepContext) -> StepResult:
         stale = stale_comparison(name, candidate.tags)
         if stale is not None:  # it stays @candidate, for the next evaluate
             log.warning("%s v%s not judged: %s", name, candidate.version, stale)
-            tag_version(candidate, {DECISION_TAG: "stale", DECISION_REASON_TAG: stale})
+            record_decision(candidate, "stale", stale)
             rows.append({"model": name, "version": candidate.version, "decision": "stale",
                          "reason": stale})
             continue
         promoted, reason = decide(candidate.tags, ctx.config.promote.margin)
+        decision = PROMOTED if promoted else "rejected"
+        # Written before the alias moves: a server watching @champion reads the decision
+        # as soon as it sees the new version.
+        record_decision(candidate, decision, reason)
         (crown if promoted else dismiss)(candidate)
         moved += [alias_uri(name, CANDIDATE), *([alias_uri(name, CHAMPION)] if promoted else [])]
         log_decision_plot(name, candidate.version, candidate.tags)
-        tag_version(candidate, {DECISION_TAG: "promoted" if promoted else "rejected",
-                                DECISION_REASON_TAG: reason})
         log.info("%s v%s %s: %s", name, candidate.version,
                  "promoted to @champion" if promoted else "not promoted", reason)
         rows.append({"model": name, "version": candidate.version,
-                     "decision": "promoted" if promoted else "rejected", "reason": reason})
+                     "decision": decision, "reason": reason})
     if rows:
         mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), "promotion.csv")
-    promoted = [r["model"] for r in rows if r["decision"] == "promoted"]
+    promoted = [r["model"] for r in rows if r["decision"] == PROMOTED]
     return StepResult(
         changed=moved,
         metrics={"promoted": float(len(promoted)), "judged": float(len(rows))},

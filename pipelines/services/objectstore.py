@@ -24,6 +24,7 @@ import botocore.exceptions
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from models.private_files import write_private
 from models.project import PROJECT_ROOT, cache_dir
 from pipelines.services.processes import LOOPBACK, ServiceProcess, free_ports
 
@@ -137,9 +138,7 @@ class ObjectStore(ServiceProcess):
             "name": "mlpipe",
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ADMIN_ACTIONS}]}
-        config = self.root / "config" / "s3.json"
-        config.touch(mode=0o600)  # the secret is never readable by others, not even briefly
-        config.write_text(json.dumps(identities, indent=2))
+        write_private(self.root / "config" / "s3.json", json.dumps(identities, indent=2))
         # A bucket is a collection, and the master grows 7 volumes for each by default:
         # a few buckets would take every volume slot. One volume per bucket is plenty here.
         (self.root / "config" / "master.toml").write_text(

@@ -2,9 +2,12 @@
 trial (`mlpipe services up`) and in the tests.
 
 `initdb` into the server's own folder, `postgres` on a loopback port with its unix socket
-in that folder too (nothing lands in the shared temp folder), one database owned by one
-password user, the URL a client connects with. PostgreSQL refuses to run as root: then the
-cluster belongs to, and runs as, the `postgres` system account.
+in that folder too (mode 0700: nothing lands in the shared temp folder), one database owned
+by one password user, the URL a client connects with. Every connection, over TCP or the
+socket, authenticates with `scram-sha-256`; the passwords (the superuser's and the user's)
+are random, drawn on the first start and kept private in the server's folder.
+PostgreSQL refuses to run as root: then the cluster belongs to, and runs as, the
+`postgres` system account.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
+from models.private_files import write_private
 from pipelines.services.processes import LOOPBACK, ServiceProcess, free_port
+from pipelines.services.secrets import kept_secret, private_folder
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +64,13 @@ class PostgresServer(ServiceProcess):
     stop_signal = signal.SIGINT
 
     def __init__(self, root: Path, *, port: int | None = None, user: str = "mlpipe",
-                 password: str = "mlpipe", database: str = "mlpipe") -> None:
+                 password: str | None = None, database: str = "mlpipe") -> None:
+        """``password`` None: the one kept in ``root``/secrets, random on first use."""
         super().__init__(root, "postgres.log")
         self.port = port or free_port()
         self.user = user
-        self.password = password
+        self.password = password or kept_secret(root / "secrets" / "user-password")
+        self._superuser_password = kept_secret(root / "secrets" / "superuser-password")
         self.database = database
         self._bin = find_postgres_bin()
         self._account = pwd.getpwnam(SYSTEM_ACCOUNT) if os.geteuid() == 0 else None
@@ -94,7 +101,7 @@ class PostgresServer(ServiceProcess):
         data = self._cluster / "data"
         if not (data / "PG_VERSION").exists():
             self._initdb(data)
-        self._sockets.mkdir(exist_ok=True)
+        private_folder(self._sockets)
         self._own(self._sockets)
 
     def _command(self) -> list[str]:
@@ -141,11 +148,19 @@ class PostgresServer(ServiceProcess):
         return fallback
 
     def _initdb(self, data: Path) -> None:
+        # initdb reads the superuser's password from a file the server's account can read,
+        # removed once the cluster exists.
+        password_file = write_private(self._cluster / "superuser-password",
+                                      self._superuser_password)
+        self._own(password_file)
         command = self._as_owner([
             str(self._bin / "initdb"), "-D", str(data), "-U", SYSTEM_ACCOUNT,
-            "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C",
+            f"--pwfile={password_file}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C",
             "--no-sync"])
-        done = subprocess.run(command, cwd=self._cluster, capture_output=True, text=True)
+        try:
+            done = subprocess.run(command, cwd=self._cluster, capture_output=True, text=True)
+        finally:
+            password_file.unlink()
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed ({done.returncode}):\n{done.stdout}{done.stderr}")
 
@@ -165,8 +180,9 @@ class PostgresServer(ServiceProcess):
                               capture_output=True).returncode == 0
 
     def _admin(self) -> psycopg2.extensions.connection:
-        """A superuser session over the unix socket (trusted: only local users reach it)."""
+        """A superuser session over the unix socket, with the superuser's password."""
         connection = psycopg2.connect(host=str(self._sockets), port=self.port,
-                                      user=SYSTEM_ACCOUNT, dbname="postgres", connect_timeout=2)
+                                      user=SYSTEM_ACCOUNT, password=self._superuser_password,
+                                      dbname="postgres", connect_timeout=2)
         connection.autocommit = True
         return connection

@@ -20,7 +20,7 @@ from models.storage import bucket_and_key, is_remote
 from pipelines.platform.config import Config
 from pipelines.platform.errors import ConfigError
 from pipelines.services.spark_cluster import SparkCluster
-from pipelines.services.team import TeamPorts, TeamServices
+from pipelines.services.team import IDENTITIES, TeamPorts, TeamServices
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,12 @@ def services_up(config: Config) -> int:
             if cluster is not None:
                 print(f"spark          {cluster.url}  ({len(cluster.workers)} workers, "
                       f"UI {cluster.master.ui_url})")
-            print(f"data and logs  {team.root}\nready: run `mlpipe --env {config.env} run` in "
-                  "another terminal with the same AWS_* variables; Ctrl-C stops the services",
+            for identity in IDENTITIES:
+                print(f"mlflow user    {team.identities[identity].username:16} "
+                      f"--set mlflow.credentials_file={team.credentials_file(identity)}")
+            print(f"data and logs  {team.root}\nready: run `mlpipe --env {config.env} run --set "
+                  f"mlflow.credentials_file={team.credentials_file('pipeline')}` in another "
+                  "terminal with the same AWS_* variables; Ctrl-C stops the services",
                   flush=True)
             stop.wait()
         finally:

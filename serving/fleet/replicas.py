@@ -18,6 +18,7 @@ from pathlib import Path
 import mlflow
 import yaml
 
+from models.private_files import write_private
 from models.project import PROJECT_ROOT
 from serving.fleet.haproxy_config import HEALTH_PATH
 from serving.settings import ServingSettings
@@ -115,10 +116,7 @@ def write_replica_config(settings: ServingSettings, path: Path) -> Path:
     values = settings.model_dump(mode="json")
     values.update(replicas=1, workers=1, host=LOOPBACK)
     # Private: it holds the resolved token.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(yaml.safe_dump({"serving": values}, sort_keys=False))
-    return path
+    return write_private(path, yaml.safe_dump({"serving": values}, sort_keys=False))
 
 
 def start_replica(name: str, model_uri: str, version: str, config_path: Path, log_dir: Path,

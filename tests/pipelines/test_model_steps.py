@@ -19,6 +19,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
+from lab.registry import register_released
 from models.features.spark import encode_spark
 from models.metrics import classification_metrics, regression_metrics
 from models.regression import LinearRegressionModel, LogisticRegressionModel
@@ -27,7 +28,12 @@ from pipelines.orchestration.step_runner import record_result
 from pipelines.platform.config import Config
 from pipelines.platform.lake import read_table
 from pipelines.platform.layout import Layout
-from pipelines.platform.registry import EVAL_CANDIDATE_TAG, EVAL_CHAMPION_TAG, NO_CHAMPION
+from pipelines.platform.registry import (
+    EVAL_CANDIDATE_TAG,
+    EVAL_CHAMPION_TAG,
+    NO_CHAMPION,
+    deployment_of,
+)
 from pipelines.platform.step import StepContext, StepResult
 from pipelines.platform.tracking import start_run
 from pipelines.release.batch_score import BATCH_SCORE, PREDICTIONS
@@ -48,7 +54,7 @@ def run_tracked(config: Config, spark: SparkSession, step_run, name: str) -> Ste
     with start_run(config, name) as run:
         ctx.run_id = run.info.run_id
         result = step_run(ctx)
-        record_result(result, run.info.run_id)
+        record_result(result, run.info.run_id, deployment_of(config))
     return result
 
 
@@ -176,12 +182,14 @@ def test_gate_promotes_first_candidate_then_refuses_a_worse_one(
     # (another run promoted a third version): the gate decides nothing on a stale score.
     candidate = client.get_model_version(LINEAR, worse.metrics["version"])
     client.set_model_version_tag(LINEAR, candidate.version, EVAL_CANDIDATE_TAG, "0.0")
+    moved = register_released(LINEAR, trained.models[LINEAR],
+                              mlflow.models.get_model_info(trained.models[LINEAR]).run_id,
+                              deployment_of(lake_config))
     client.set_registered_model_alias(LINEAR, "candidate", candidate.version)
-    moved = mlflow.register_model(trained.models[LINEAR], LINEAR).version
     client.set_registered_model_alias(LINEAR, "champion", moved)
     stale = run_tracked(lake_config, spark, PROMOTE.run, "promote")
     assert stale.metrics["promoted"] == 0.0
-    assert client.get_model_version_by_alias(LINEAR, "champion").version == moved
+    assert str(client.get_model_version_by_alias(LINEAR, "champion").version) == moved
     kept = client.get_model_version_by_alias(LINEAR, "candidate")
     assert kept.version == candidate.version and kept.tags["mlpipe.decision"] == "stale"
     assert f"judged against champion {champion.version}" in kept.tags["mlpipe.decision_reason"]

@@ -7,6 +7,7 @@ the command line without starting one.
 from __future__ import annotations
 
 import runpy
+import stat
 import sys
 import zipfile
 from pathlib import Path
@@ -14,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from pipelines.orchestration.catalogue import STEPS
-from pipelines.orchestration.submit import build_code_archive, job_script, submit_command
+from pipelines.orchestration.submit import (
+    build_code_archive,
+    job_script,
+    spark_properties,
+    submit_command,
+    write_properties,
+)
 from pipelines.platform.config import Config
 from pipelines.platform.errors import ConfigError
 
@@ -48,13 +55,32 @@ def test_the_command_ships_the_archive_and_passes_the_settings_on(config: Config
                                                                   tmp_path: Path) -> None:
     archive = tmp_path / "mlpipe.zip"
     command = submit_command(config, "ingest", archive, conf_dir=tmp_path / "conf",
+                             properties_file=tmp_path / "spark.properties",
                              overrides=("seeding.end=2013-01-02",), step_args=("--source",
                                                                                "flights"))
     assert command[command.index("--py-files") + 1] == str(archive)
     assert command[command.index("--master") + 1] == config.spark.master
-    assert f"spark.pyspark.driver.python={sys.executable}" in command
+    assert command[command.index("--properties-file") + 1] == str(tmp_path / "spark.properties")
+    assert "--load-spark-defaults" in command and "--conf" not in command
     jars = command[command.index("--jars") + 1].split(",")
     assert any("delta-spark" in jar for jar in jars)
     job = command.index(str(job_script("ingest")))
     assert command[job + 1:] == ["--config", str(tmp_path / "conf"), "--env", config.env,
                                  "--set", "seeding.end=2013-01-02", "--source", "flights"]
+
+
+def test_the_spark_conf_travels_in_a_private_file_never_on_the_command_line(
+        config: Config, tmp_path: Path) -> None:
+    secret = "s3a-secret-for-the-test"
+    conf = {**config.spark.conf, "spark.hadoop.fs.s3a.secret.key": secret}
+    settings = config.model_copy(update={"spark": config.spark.model_copy(update={"conf": conf})})
+    properties = spark_properties(settings)
+    path = write_properties(properties, tmp_path / "spark.properties")
+    command = submit_command(settings, "ingest", tmp_path / "mlpipe.zip", conf_dir=tmp_path,
+                             properties_file=path)
+
+    assert not any(secret in part for part in command)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    lines = path.read_text().splitlines()
+    assert f"spark.hadoop.fs.s3a.secret.key {secret}" in lines
+    assert f"spark.pyspark.driver.python {sys.executable}" in lines

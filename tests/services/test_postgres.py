@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import stat
 from pathlib import Path
 
 import psycopg2
@@ -21,6 +22,19 @@ def test_the_url_reaches_the_database_as_its_user_and_a_wrong_password_is_refuse
     connection.close()
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
         psycopg2.connect(postgres.url.replace(f":{postgres.password}@", ":wrong@"))
+
+
+def test_the_socket_is_private_and_wants_a_password_and_the_passwords_are_random(
+        team_services: TeamServices, tmp_path: Path) -> None:
+    postgres = team_services.postgres
+    sockets = postgres._sockets
+    assert stat.S_IMODE(sockets.stat().st_mode) == 0o700
+    with pytest.raises(psycopg2.OperationalError, match="password"):
+        psycopg2.connect(host=str(sockets), port=postgres.port, user="postgres",
+                         dbname="postgres", connect_timeout=2)
+    other = PostgresServer(tmp_path / "other")
+    assert other.password != postgres.password and len(other.password) >= 32
+    assert PostgresServer(tmp_path / "other").password == other.password  # kept
 
 
 def test_a_restart_keeps_tables_and_finds_its_user_and_database(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Small models the serving tests log to MLflow, standing in for the project's models.
 
 The server subprocess unpickles these classes by reference, so they must stay
-importable as `tests.serving.models` from the repository root.
+importable as `tests.serving.models` from the repository root. Each is registered as a
+released version (lab/registry.py): servers load only what the gate promoted.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
+from lab.registry import register_released
 from models.features.fields import FLIGHTS
 from models.features.spec import Categorical, FeatureSpec, Hashed, MissingIndicator, Numeric
 from models.regression.pyfunc import log_regression_model
@@ -88,8 +90,8 @@ def log_linear_model(name: str, intercept: float = 5.0) -> str:
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
-            registered_model_name=name, pip_requirements=["mlflow"])
-    return str(info.registered_model_version)
+            pip_requirements=["mlflow"])
+    return register_released(name, info.model_uri, info.run_id)
 
 
 def log_keras_model(name: str) -> str:
@@ -107,9 +109,8 @@ def log_keras_model(name: str) -> str:
     signature = infer_signature(example, model.predict(example, verbose=0))
     with mlflow.start_run():
         info = mlflow.tensorflow.log_model(
-            model, name="model", signature=signature, registered_model_name=name,
-            pip_requirements=["tensorflow"])
-    return str(info.registered_model_version)
+            model, name="model", signature=signature, pip_requirements=["tensorflow"])
+    return register_released(name, info.model_uri, info.run_id)
 
 
 def log_slow_model(name: str, delay_s: float, log_path: Path) -> str:
@@ -119,8 +120,8 @@ def log_slow_model(name: str, delay_s: float, log_path: Path) -> str:
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature,
-            registered_model_name=name, pip_requirements=["mlflow"])
-    return str(info.registered_model_version)
+            pip_requirements=["mlflow"])
+    return register_released(name, info.model_uri, info.run_id)
 
 
 def raw_flight_spec() -> FeatureSpec:
@@ -176,8 +177,7 @@ def log_raw_flight_model(name: str) -> str:
     with mlflow.start_run():
         info = log_regression_model("model", spec, coefficients, intercept=3.0,
                                     link="identity", input_example=raw_flight_records(8))
-    version = mlflow.register_model(info.model_uri, name).version
-    return str(version)
+    return register_released(name, info.model_uri, info.run_id)
 
 
 class ScaledModel(mlflow.pyfunc.PythonModel):
@@ -205,5 +205,5 @@ def log_scaled_model(name: str, input_name: str, factor: float, delay_s: float) 
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature,
-            registered_model_name=name, pip_requirements=["mlflow"])
-    return str(info.registered_model_version)
+            pip_requirements=["mlflow"])
+    return register_released(name, info.model_uri, info.run_id)

@@ -58,8 +58,9 @@ class TeamRoot:
                 f"spark.app_name={self.name}", *self.extra)
 
     def environment(self, **changes: str) -> dict[str, str]:
-        """This process's environment with the store's credentials (and ``changes``)."""
-        return {**os.environ, **self.services.store.client_environment(), **changes}
+        """This process's environment with the store's credentials and the pipeline's
+        tracking identity (and ``changes``)."""
+        return {**os.environ, **self.services.describe("pipeline"), **changes}
 
     def command(self, *args: str, extra: tuple[str, ...] = ()) -> list[str]:
         flags = [arg for item in (*self.settings(), *extra) for arg in ("--set", item)]
@@ -90,9 +91,10 @@ class TeamRoot:
 
 
 @pytest.fixture(scope="module")
-def store_credentials(team_services: TeamServices) -> Iterator[None]:
-    """The store's credentials in this process's environment, where every client reads them."""
+def team_credentials(team_services: TeamServices) -> Iterator[None]:
+    """The store's credentials and the pipeline's tracking identity in this process's
+    environment, where every client reads them."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in team_services.store.client_environment().items():
+        for name, value in team_services.describe("pipeline").items():
             patch.setenv(name, value)
         yield

@@ -49,10 +49,12 @@ def test_tcp_clusters_turn_infiniband_off(tmp_path: Path) -> None:
     assert not any(arg.startswith("NCCL_IB_HCA") for arg in plan)
 
 
-def test_ranks_reach_a_task_on_the_object_store_with_credentials_by_name(
+def test_ranks_reach_a_task_on_the_object_store_and_the_tracking_server_with_credentials_by_name(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key-id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "mlpipe-pipeline")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "tracking-secret")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     config = make_config(tmp_path, "data_root=s3a://lake/root", "horovod.launcher=mpi",
                          "horovod.mpi.hosts=[a:1,b:1]",
@@ -64,6 +66,7 @@ def test_ranks_reach_a_task_on_the_object_store_with_credentials_by_name(
                                            "--object-store"]
     assert json.loads(plan[worker + 3])["endpoint"] == "http://10.0.0.5:8333"
     exported = [plan[i + 1] for i, arg in enumerate(plan[:worker]) if arg == "-x"]
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(exported)
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD"} <= set(exported)
     assert "AWS_SESSION_TOKEN" not in exported  # unset here: nothing to pass on
-    assert not any("very-secret" in arg for arg in plan)
+    assert not any("very-secret" in arg or "tracking-secret" in arg for arg in plan)

@@ -8,6 +8,7 @@ No ``horovodrun`` here: the worker loop itself is covered on local folders
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from deltalake import write_deltalake
 from models.storage import ObjectStoreSettings, Storage, join
 from models.training.checkpoint import (
     CheckpointMismatch,
+    CheckpointUnreadable,
     LoopState,
     load_checkpoint,
     save_checkpoint,
@@ -108,6 +110,19 @@ def test_a_checkpoint_on_the_store_restores_weights_optimizer_and_loop_state(
     np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(),
                                   np.arange(6, dtype="float32").reshape(3, 2))
     np.testing.assert_array_equal(best[0], fresh.layers[0].kernel.numpy())
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04torn"])
+def test_a_corrupt_checkpoint_is_refused_by_name(store: OnStore, content: bytes) -> None:
+    storage, folder = store
+    location = join(folder, "checkpoint.npz")
+    storage.write_bytes(location, content)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    with pytest.raises(CheckpointUnreadable, match=re.escape(location)
+                       + " is not a readable checkpoint.*without --resume"):
+        load_checkpoint(storage, location, model, optimizer, owner="job-a")
 
 
 def test_a_failed_launch_still_leaves_its_log_on_the_store(store: OnStore) -> None:

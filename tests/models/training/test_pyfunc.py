@@ -61,7 +61,7 @@ def test_served_runtime_takes_the_column_path(logged: tuple[str, np.ndarray],
     """Padded to the allowed sizes, as the server calls it, and without MLflow's checks."""
     model_uri, expected = logged
     with caplog.at_level(logging.INFO, logger="serving.runtime"):
-        runtime = load_runtime(model_uri, (1, 4))
+        runtime = load_runtime(model_uri, (1, 4), deployment="")  # runs:/, not verified
     assert "predict_columns" in caplog.text
     raw = raw_flights()
     columns = {name: raw[name].to_numpy(dtype=object if raw[name].dtype == object else None)
