@@ -17,6 +17,7 @@ import click
 from pipelines.orchestration.catalogue import STEPS
 from pipelines.platform.config import Config, config_as_yaml, load_config
 from pipelines.platform.errors import ConfigError, MlpipeError
+from pipelines.platform.out_of_space import is_out_of_space
 from pipelines.platform.step import Step
 
 log = logging.getLogger("mlpipe")
@@ -257,8 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlpipeError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    except Exception:  # a job failure: full traceback in the log, exit code 1
+    except Exception as exc:  # a job failure: full traceback in the log, exit code 1
         log.exception("failed")
+        if is_out_of_space(exc):  # outside a step (the lock, the state): name it too
+            click.echo(f"error: no space left on the device: {exc}", err=True)
         return 1
     return code if isinstance(code, int) else 0
 

@@ -20,6 +20,7 @@ from serving.metrics import MetricsMiddleware, metrics
 from serving.openapi import openapi_document
 from serving.protocol import set_read_timeout
 from serving.replies import check_model
+from serving.runtime import remove_own_folders
 from serving.settings import ServingSettings
 from serving.state import ServingState
 
@@ -38,6 +39,7 @@ def create_app(model_uri: str, settings: ServingSettings, *,
         await asyncio.gather(loader, return_exceptions=True)
         if state.batcher is not None:
             await state.batcher.stop()
+        remove_own_folders()
 
     model = "/v2/models/{model_name}"
     versioned = "/v2/models/{model_name}/versions/{model_version}"

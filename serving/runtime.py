@@ -113,6 +113,10 @@ class ModelRuntime:
         }
 
 
+# Each runtime's downloaded copy: MODEL_FOLDER_PREFIX<pid>-<random> in the temp folder.
+MODEL_FOLDER_PREFIX = "mlpipe-model-"
+
+
 def limit_tensorflow_threads(threads: int) -> None:
     """Size TensorFlow's thread pools before anything initialises TensorFlow.
 
@@ -131,9 +135,11 @@ def load_runtime(model_uri: str, allowed_batch_sizes: tuple[int, ...], *,
 
     The files are downloaded once into a folder of this runtime's own and loaded from
     there, a registry version only once verified (`fetch_model`; `deployment` empty:
-    any deployment); the folder goes when the runtime does.
+    any deployment); the folder goes when the runtime does, and a process that was
+    killed leaves its folders to the next load to remove (`remove_orphaned_folders`).
     """
-    folder = tempfile.mkdtemp(prefix="mlpipe-model-")
+    remove_orphaned_folders()
+    folder = tempfile.mkdtemp(prefix=f"{MODEL_FOLDER_PREFIX}{os.getpid()}-")
     try:
         runtime = _load_from(model_uri, folder, allowed_batch_sizes, deployment)
     except BaseException:
@@ -141,6 +147,39 @@ def load_runtime(model_uri: str, allowed_batch_sizes: tuple[int, ...], *,
         raise
     weakref.finalize(runtime, shutil.rmtree, folder, ignore_errors=True)
     return runtime
+
+
+def remove_orphaned_folders() -> None:
+    """Remove the model folders of processes that are gone.
+
+    A server killed outright (SIGKILL, the OOM killer) runs no finalizer, and a fleet
+    or a test session that kills replicas would otherwise fill the temp folder with a
+    model copy per kill. Each folder is named after the process that made it.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{MODEL_FOLDER_PREFIX}*-*"):
+        owner = folder.name.removeprefix(MODEL_FOLDER_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_own_folders() -> None:
+    """Remove this process's model folders: what a server does as it shuts down.
+
+    Finalizers do not run there: uvicorn ends a server stopped by SIGTERM by raising
+    the signal again once it has drained, and the default handler ends the process.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{MODEL_FOLDER_PREFIX}{os.getpid()}-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _load_from(model_uri: str, folder: str, allowed_batch_sizes: tuple[int, ...],

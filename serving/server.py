@@ -10,6 +10,7 @@ import sys
 
 import uvicorn
 
+from serving import exit_codes
 from serving.app import create_app
 from serving.auth import InsecureServingError, with_token
 from serving.fleet import run_fleet
@@ -29,8 +30,9 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
     """Serve `model_uri` and block until shut down.
 
     The server is live at once and ready once the model is loaded and warmed up; a model
-    that cannot be loaded ends the process with exit code 3, and a server that would be
-    open beyond loopback without a token (serving/auth.py, `with_token`) with exit code 2.
+    that cannot be loaded ends the process with exit code 3, a version the provenance
+    checks refuse with 4, and a server that would be open beyond loopback without a token
+    (serving/auth.py, `with_token`) with 2 (serving/exit_codes.py).
 
     On SIGTERM uvicorn stops accepting, lets in-flight requests finish (up to
     `graceful_shutdown_s`), then the batcher drains and the process exits. Each worker
@@ -44,7 +46,7 @@ def serve(model_uri: str, settings: ServingSettings, *, watch: bool = False) -> 
         settings = with_token(settings)
     except InsecureServingError as error:
         print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(exit_codes.INSECURE) from None
     if settings.replicas > 1:
         code = run_fleet(model_uri, settings, watch=watch)
         if code:

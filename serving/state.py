@@ -7,18 +7,17 @@ import gc
 import logging
 import os
 
+from serving import exit_codes
 from serving.batch_policy import policy_for
 from serving.batching import Batcher
 from serving.metrics import MODEL_VERSION
+from serving.provenance import ModelRefused
 from serving.registry import model_name_from_uri
 from serving.runtime import ModelRuntime, limit_tensorflow_threads, load_runtime
 from serving.settings import ServingSettings
 from serving.watcher import watch_alias
 
 log = logging.getLogger(__name__)
-
-EXIT_LOAD_FAILED = 3
-
 
 class ServingState:
     """What the routes share: settings, the model's name, the runtime and batcher once loaded.
@@ -47,7 +46,8 @@ class ServingState:
             # failed startup. Nothing is in flight, as no model ever answered.
             log.critical("could not load %s: %s", self.model_uri, error, exc_info=True)
             logging.shutdown()
-            os._exit(EXIT_LOAD_FAILED)
+            os._exit(exit_codes.MODEL_REFUSED if isinstance(error, ModelRefused)
+                     else exit_codes.LOAD_FAILED)
         settings = self.settings
         self.swap(runtime)
         self.batcher = Batcher(policy_for(settings), settings.max_queue,

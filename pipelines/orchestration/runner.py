@@ -25,6 +25,7 @@ from pipelines.orchestration.state import (
 )
 from pipelines.orchestration.step_runner import run_step
 from pipelines.platform.config import Config
+from pipelines.platform.errors import MlpipeError
 from pipelines.platform.layout import Layout
 from pipelines.platform.step import Step, StepContext
 from pipelines.platform.tracking import start_run
@@ -119,9 +120,10 @@ def _run_one(step: Step, config: Config, context: StepContext, state: PipelineSt
     started = time.monotonic()
     try:
         result = run_step(step, config, context=context)
-    except Exception:
+    except Exception as error:
         log.exception("%s: failed", prefix)
-        return StepOutcome(step.name, FAILED, time.monotonic() - started, "see the log above")
+        detail = str(error) if isinstance(error, MlpipeError) else "see the log above"
+        return StepOutcome(step.name, FAILED, time.monotonic() - started, detail)
     duration = time.monotonic() - started
     log.info("%s: ran in %.1f s %s", prefix, duration, result.headline)
     return StepOutcome(step.name, RAN, duration, result.headline, seen,

@@ -13,7 +13,9 @@ from typing import Any
 import mlflow
 
 from pipelines.platform.config import Config
-from pipelines.platform.registry import deployment_of, register_candidate
+from pipelines.platform.layout import Layout
+from pipelines.platform.out_of_space import is_out_of_space, storage_full
+from pipelines.platform.registry import check_registrable, deployment_of, register_candidate
 from pipelines.platform.step import Step, StepContext, StepResult
 from pipelines.platform.tracking import log_table_input, start_run
 
@@ -28,7 +30,10 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
     session; otherwise the session made for this step is stopped when it ends. The
     command that calls this has checked the object store and the tracking server once
     (:func:`~pipelines.platform.preflight.check_services`); a step does not ask again.
+    A step that registers models first makes sure no other deployment owns their names.
     """
+    if step.registers is not None:
+        check_registrable(step.registers(config), deployment_of(config))
     owns_context = context is None
     context = context or StepContext(config)
     started = time.monotonic()
@@ -40,6 +45,10 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
             result = step.run(context, **options)
             record_result(result, run.info.run_id, deployment_of(config))
             return result
+    except Exception as error:
+        if is_out_of_space(error):
+            raise storage_full(Layout.of(config).root, step.name) from error
+        raise
     finally:
         if owns_context and context.has_spark:
             context.spark.stop()

@@ -23,3 +23,7 @@ class StorageUnavailableError(MlpipeError):
 
 class RegistryConflictError(MlpipeError):
     """A registered model belongs to another deployment; nothing was written to it."""
+
+
+class StorageFullError(MlpipeError):
+    """The disk under the data root filled up during a step; its tables stay as they were."""

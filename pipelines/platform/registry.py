@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import mlflow
@@ -86,16 +86,35 @@ def claim(name: str, deployment: str) -> None:
     ``deployment``'s; one another deployment owns is a :class:`RegistryConflictError`.
     """
     client = MlflowClient()
+    found, owner = _owner(name)
+    if not found:
+        client.create_registered_model(name, tags={DEPLOYMENT_TAG: deployment})
+        return
+    _refuse_foreign(name, owner, deployment)
+    if owner is None:
+        client.set_registered_model_tag(name, DEPLOYMENT_TAG, deployment)
+
+
+def check_registrable(names: Iterable[str], deployment: str) -> None:
+    """Raise :class:`RegistryConflictError` before any work if another deployment owns
+    one of ``names``: otherwise the clash would surface only when the trained model is
+    registered, after the training it wasted. Writes nothing."""
+    for name in names:
+        _refuse_foreign(name, _owner(name)[1], deployment)
+
+
+def _owner(name: str) -> tuple[bool, str | None]:
+    """(whether ``name`` is registered, the deployment that owns it if one does)."""
     try:
-        owner = client.get_registered_model(name).tags.get(DEPLOYMENT_TAG)
+        return True, MlflowClient().get_registered_model(name).tags.get(DEPLOYMENT_TAG)
     except MlflowException as error:
         if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             raise
-        client.create_registered_model(name, tags={DEPLOYMENT_TAG: deployment})
-        return
-    if owner is None:
-        client.set_registered_model_tag(name, DEPLOYMENT_TAG, deployment)
-    elif owner != deployment:
+        return False, None
+
+
+def _refuse_foreign(name: str, owner: str | None, deployment: str) -> None:
+    if owner is not None and owner != deployment:
         raise RegistryConflictError(
             f"registered model {name} belongs to deployment {owner}, and this run is "
             f"deployment {deployment} ({DEPLOYMENT_TAG}): registering here would move "

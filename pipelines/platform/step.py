@@ -81,3 +81,6 @@ class Step:
     # reads, and the locations (Delta tables or landing folders) whose state it reads.
     config_sections: Sequence[str] = ()
     inputs: Callable[[Config], Sequence[str]] | None = None
+    # The registered model names the step writes versions of: checked before it starts
+    # (pipelines/platform/registry.py, check_registrable), not after its training.
+    registers: Callable[[Config], Sequence[str]] | None = None

@@ -52,6 +52,7 @@ def horovod_step(name: str, trainer: Trainer, run: Callable[..., StepResult], he
         config_sections=(name, "horovod", "seed", "models"),
         inputs=lambda config: [Layout.of(config).table("silver", model.table)
                                for model in config.models_trained_by(trainer).values()],
+        registers=lambda config: list(config.models_trained_by(trainer)),
     )
 
 

@@ -266,4 +266,5 @@ TRAIN_REGRESSION = Step(
     config_sections=("train_regression", "seed", "models"),
     inputs=lambda config: [Layout.of(config).table("silver", table)
                            for table in regression_tables(config)],
+    registers=lambda config: list(config.models_trained_by(*LINKS)),
 )

@@ -38,7 +38,11 @@ REUSEPORT_ENV = "MLPIPE_REUSEPORT_ADDRESS"
 
 
 class ReplicaFailed(RuntimeError):
-    """A replica exited or never became ready."""
+    """A replica exited (``exit_code``) or never became ready (``exit_code`` None)."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -69,7 +73,8 @@ class Replica:
         while not stopping.is_set():
             if self.process.poll() is not None:
                 raise ReplicaFailed(f"replica {self.name} (pid {self.pid}) exited with "
-                                    f"{self.process.returncode} while loading:\n{self.log_tail()}")
+                                    f"{self.process.returncode} while loading:\n{self.log_tail()}",
+                                    self.process.returncode)
             if time.monotonic() > deadline:
                 raise ReplicaFailed(f"replica {self.name} not ready within {timeout_s:.0f} s")
             try:

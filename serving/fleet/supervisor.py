@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving import exit_codes
 from serving.fleet.balancer import Balancer, BalancerError, haproxy_binary
 from serving.fleet.haproxy_admin import HAProxyAdmin
 from serving.fleet.haproxy_config import Server, render_config
@@ -41,7 +42,7 @@ from serving.fleet.replicas import (
     start_replica,
     write_replica_config,
 )
-from serving.fleet.roll import follow_alias
+from serving.fleet.roll import RollAttempts, follow_alias
 from serving.registry import resolve_version
 from serving.settings import ServingSettings
 from serving.watcher import check_watchable
@@ -97,6 +98,7 @@ class Fleet:
         self.command_prefix = command_prefix
         self.replicas: dict[str, Replica] = {}
         self.restarts: list[Restart] = []
+        self.roll_attempts = RollAttempts()
         self.port = settings.port or free_port()
         self.failed = threading.Event()
         self._stopping = threading.Event()
@@ -281,9 +283,12 @@ def run_fleet(model_uri: str, settings: ServingSettings, *, watch: bool = False,
         signal.signal(signum, lambda *_: fleet.request_stop())
     try:
         fleet.start()
-    except ReplicaFailed:
+    except ReplicaFailed as failure:
         if fleet.stopping.is_set():  # stopped while starting: a clean exit
             return 0
+        if failure.exit_code in (exit_codes.LOAD_FAILED, exit_codes.MODEL_REFUSED):
+            log.critical("%s", failure)  # the replica's own code: why, for whoever started us
+            return failure.exit_code
         raise
     while not fleet.stopping.wait(0.5):
         if fleet.failed.is_set():

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from models.model_uri import version_uri
 from models.storage import local_path
-from pipelines.orchestration.step_runner import record_result
+from pipelines.orchestration.step_runner import record_result, run_step
 from pipelines.platform.config import Config
 from pipelines.platform.errors import RegistryConflictError
 from pipelines.platform.registry import (
@@ -33,6 +33,7 @@ from pipelines.platform.tracking import start_run
 from pipelines.release.batch_score import BATCH_SCORE
 from pipelines.release.evaluate import EVALUATE
 from pipelines.release.promote import PROMOTE
+from pipelines.training.regression import TRAIN_REGRESSION
 from serving.provenance import (
     DECISION_TAG,
     DEPLOYMENT_TAG,
@@ -93,6 +94,15 @@ def test_a_run_of_another_deployment_cannot_register_into_the_owners_names(
     assert [v.version for v in client.search_model_versions(f"name = '{NAME}'")] == \
         [ours.version]
     assert client.get_model_version_by_alias(NAME, CANDIDATE).version == ours.version
+
+
+def test_a_training_step_is_refused_before_it_trains_into_another_deployments_name(
+        config: Config) -> None:
+    uri, run_id = logged(config)
+    register_candidate(NAME, uri, run_id, ELSEWHERE)
+    with pytest.raises(RegistryConflictError, match=rf"{NAME} belongs to deployment "
+                                                    rf"{ELSEWHERE}"):
+        run_step(TRAIN_REGRESSION, config, StepContext(config, session_factory=no_spark))
 
 
 def test_the_gate_refuses_another_deployments_candidate(config: Config) -> None:

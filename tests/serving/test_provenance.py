@@ -5,7 +5,8 @@ artifacts overwritten after registration, registered from a folder outside the a
 root (with tags copied from a good version, digest included), and tagged as another
 deployment's. Each is refused by the loader a server starts with, a server whose alias
 names one exits at startup, and under --watch each is refused in turn while the running
-version keeps answering, the refusal counted on /metrics by reason.
+version keeps answering, the refusal counted on /metrics by reason; a fleet starts a
+replica for a refused version once, not at every poll.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from lab.registry import LAB_DEPLOYMENT
 from models.model_uri import alias_uri, version_uri
 from models.storage import local_path
 from pipelines.platform.registry import record_decision, tag_version
+from serving import exit_codes
+from serving.fleet import Fleet
+from serving.fleet.replicas import Replica
 from serving.provenance import (
     DECISION_TAG,
     DEPLOYMENT_TAG,
@@ -37,6 +41,7 @@ from serving.provenance import (
     ModelRefused,
 )
 from serving.runtime import load_runtime
+from serving.settings import load_settings
 from tests.serving.conftest import ServerProcess, start_server
 from tests.serving.models import log_scaled_model
 
@@ -123,7 +128,7 @@ def test_a_server_whose_alias_names_an_unpromoted_version_exits_at_startup(
     rejected, detail = versions.refused[NOT_PROMOTED]
     mlflow.MlflowClient().set_registered_model_alias(NAME, "startup", rejected)
     server = start_server(alias_uri(NAME, "startup"), tmp_path, wait_ready=False)
-    assert server.process.wait(WAIT_S) == 3
+    assert server.process.wait(WAIT_S) == exit_codes.MODEL_REFUSED
     assert f"{version_uri(NAME, rejected)} refused: {detail}" in server.log_tail()
 
 
@@ -169,3 +174,40 @@ def wait_for(condition: Callable[[], bool], server: ServerProcess) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {WAIT_S} s; server log:\n{server.log_tail()}")
         time.sleep(0.1)
+
+
+class CountingFleet(Fleet):
+    """A fleet that notes the version of each replica it starts."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.started: list[str] = []
+
+    def start_replica(self, name: str, model_uri: str, version: str) -> Replica:
+        self.started.append(version)
+        return super().start_replica(name, model_uri, version)
+
+
+def test_a_fleet_tries_a_refused_version_once_and_keeps_serving(versions: Versions) -> None:
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(NAME, "fleet", versions.good)
+    settings = load_settings(replicas=1, balance="roundrobin", port=0, watch_interval_s=0.2,
+                             deployment=LAB_DEPLOYMENT, log_level="warning",
+                             health_check_interval_ms=200, graceful_shutdown_s=10)
+    rejected, _ = versions.refused[NOT_PROMOTED]
+    with CountingFleet(alias_uri(NAME, "fleet"), settings, watch=True) as fleet, \
+            httpx.Client(base_url=fleet.url, timeout=10) as http:
+        client.set_registered_model_alias(NAME, "fleet", rejected)
+        deadline = time.monotonic() + WAIT_S
+        while fleet.roll_attempts.refused != rejected:
+            assert time.monotonic() < deadline, "the refusal was not noticed"
+            time.sleep(0.1)
+        time.sleep(10 * settings.watch_interval_s)  # ten polls that must not try again
+        assert fleet.started.count(rejected) == 1
+        assert answer(http) == (versions.good, 2.0)
+        client.set_registered_model_alias(NAME, "fleet", versions.next_good)
+        deadline = time.monotonic() + WAIT_S
+        while answer(http)[0] != versions.next_good:
+            assert time.monotonic() < deadline, "the next good version was not rolled in"
+            time.sleep(0.2)
+    assert fleet.started == [versions.good, rejected, versions.next_good]
