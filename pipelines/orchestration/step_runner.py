@@ -32,8 +32,6 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
     (:func:`~pipelines.platform.preflight.check_services`); a step does not ask again.
     A step that registers models first makes sure no other deployment owns their names.
     """
-    if step.registers is not None:
-        check_registrable(step.registers(config), deployment_of(config))
     owns_context = context is None
     context = context or StepContext(config)
     started = time.monotonic()
@@ -42,6 +40,8 @@ def run_step(step: Step, config: Config, context: StepContext | None = None,
             return step.run(context, **options)
         with start_run(config, step.name, tags={"mlpipe.step": step.name}) as run:
             context.run_id = run.info.run_id
+            if step.registers is not None:  # the client points at the config's registry now
+                check_registrable(step.registers(config), deployment_of(config))
             result = step.run(context, **options)
             record_result(result, run.info.run_id, deployment_of(config))
             return result

@@ -12,6 +12,7 @@ import logging
 
 import mlflow
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 
 from models.metrics import is_better
 from models.model_uri import alias_uri
@@ -32,7 +33,7 @@ from pipelines.platform.registry import (
 )
 from pipelines.platform.step import Step, StepContext, StepResult
 from pipelines.release.evaluate import registry_inputs
-from serving.provenance import PROMOTED, check_tags
+from serving.provenance import DECISION_TAG, PROMOTED, check_tags
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,12 @@ def stale_comparison(name: str, tags: dict[str, str]) -> str | None:
             "the next evaluate judges it again")
 
 
+def _crowned_already(name: str, candidate: ModelVersion) -> bool:
+    champion = version_by_alias(name, CHAMPION)
+    return (champion is not None and champion.version == candidate.version
+            and candidate.tags.get(DECISION_TAG) == PROMOTED)
+
+
 def log_decision_plot(name: str, version: str, tags: dict[str, str]) -> None:
     """Candidate against champion on the gate's metric, as the gate saw them."""
     values = {f"candidate v{version}": float(tags[EVAL_CANDIDATE_TAG])}
@@ -88,6 +95,14 @@ def run(ctx: StepContext) -> StepResult:
             continue
         # Another deployment's version behind our alias was put there by hand: refused.
         check_tags(candidate, deployment=deployment, promoted=False)
+        if _crowned_already(name, candidate):
+            # A promote cut short between its two alias calls: finish it. Judged again,
+            # it would look stale (the champion moved: to itself) and lose its decision.
+            dismiss(candidate)
+            moved.append(alias_uri(name, CANDIDATE))
+            log.info("%s v%s was already crowned; @%s removed", name, candidate.version,
+                     CANDIDATE)
+            continue
         if EVAL_METRIC_TAG not in candidate.tags:
             log.warning("%s v%s has not been evaluated; run `mlpipe step evaluate` first",
                         name, candidate.version)

@@ -16,6 +16,7 @@ import glob
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -118,17 +119,48 @@ class PostgresServer(ServiceProcess):
         return True
 
     def _after_ready(self) -> None:
-        """The user and its database, unless a previous start created them."""
+        """The user and its database, unless a previous start created them; a cluster
+        that still trusts connections is first made to ask for the passwords."""
         with closing(self._admin()) as connection, connection.cursor() as cursor:
+            trusting = self._trusting()
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.user,))
             if cursor.fetchone() is None:
                 cursor.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(
                     sql.Identifier(self.user)), (self.password,))
+            elif trusting:
+                cursor.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(
+                    sql.Identifier(self.user)), (self.password,))
+            if trusting:
+                self._require_passwords(cursor)
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
             if cursor.fetchone() is None:
                 cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(self.database), sql.Identifier(self.user)))
         log.info("%s on %s:%d (database %s)", self.name, LOOPBACK, self.port, self.database)
+
+    @property
+    def _hba(self) -> Path:
+        return self._cluster / "data" / "pg_hba.conf"
+
+    def _trusting(self) -> bool:
+        """Whether a rule of pg_hba.conf lets a connection in without a password, as in
+        a cluster made before every connection asked for one."""
+        return any(_rule_trusts(line) for line in self._hba.read_text().splitlines())
+
+    def _require_passwords(self, cursor: psycopg2.extensions.cursor) -> None:
+        """Give the superuser its kept password and make every rule ask for one
+        (`scram-sha-256`), then have the running server reread its rules."""
+        cursor.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(
+            sql.Identifier(SYSTEM_ACCOUNT)), (self._superuser_password,))
+        lines = self._hba.read_text().splitlines(keepends=True)
+        self._hba.write_text("".join(
+            re.sub(r"(?<=\s)trust(?=\s|$)", "scram-sha-256", line) if _rule_trusts(line)
+            else line
+            for line in lines))
+        cursor.execute("SELECT pg_reload_conf()")
+        log.warning("%s in %s let connections in without a password (made before passwords "
+                    "were required); its rules now ask for scram-sha-256 passwords, kept in "
+                    "%s", self.name, self._cluster, self.root / "secrets")
 
     def _cluster_dir(self) -> Path:
         """``root``/cluster, unless the system account cannot reach it (root's private
@@ -186,3 +218,9 @@ class PostgresServer(ServiceProcess):
                                       dbname="postgres", connect_timeout=2)
         connection.autocommit = True
         return connection
+
+
+def _rule_trusts(line: str) -> bool:
+    """Whether a pg_hba.conf line is a rule whose method is `trust`."""
+    fields = line.split("#", 1)[0].split()
+    return bool(fields) and "trust" in fields[3:]

@@ -7,6 +7,7 @@ before any Spark job: the steps run without a Spark session (one asked for fails
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def config(tmp_path: Path) -> Iterator[Config]:
     yield make_config(tmp_path / "data")
     mlflow.set_tracking_uri(None)  # the runs pointed the client at this test's registry
     mlflow.set_registry_uri(None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)  # where set_registry_uri put it
 
 
 def logged(config: Config) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import stat
 from pathlib import Path
@@ -49,6 +50,26 @@ def test_a_restart_keeps_tables_and_finds_its_user_and_database(tmp_path: Path) 
             cursor.execute("SELECT value FROM kept")
             assert cursor.fetchall() == [(42,)]
         connection.close()
+
+
+def test_a_cluster_that_trusted_connections_asks_for_passwords_after_a_restart(
+        tmp_path: Path) -> None:
+    """A folder made before passwords were required: its rules trust every connection."""
+    server = PostgresServer(tmp_path / "old", user="alice", database="runs")
+    with server:
+        pass
+    hba = server._cluster / "data" / "pg_hba.conf"
+    hba.write_text(re.sub(r"scram-sha-256", "trust", hba.read_text()))
+    with server:
+        assert "trust" not in "".join(line.split("#")[0] for line in hba.read_text().splitlines())
+        with pytest.raises(psycopg2.OperationalError, match="password"):
+            psycopg2.connect(host=str(server._sockets), port=server.port, user="postgres",
+                             dbname="postgres", connect_timeout=2)
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(server.url.replace(f":{server.password}@", ":wrong@"))
+        psycopg2.connect(server.url).close()
+    with server:  # and the next start finds it as any other
+        psycopg2.connect(server.url).close()
 
 
 def test_a_port_in_use_fails_the_start_with_the_servers_own_words(tmp_path: Path) -> None:

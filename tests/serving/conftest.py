@@ -80,9 +80,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     saved = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)
+    # Explicitly: a registry URI set before (set_registry_uri keeps it in the environment,
+    # where None does not clear it) would otherwise win, here and in every server started.
+    mlflow.set_registry_uri(uri)
     mlflow.set_experiment(experiment_id=mlflow.create_experiment(
         "serving-tests", artifact_location=(root / "artifacts").as_uri()))
     yield root
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    mlflow.set_registry_uri(None)
     mlflow.set_tracking_uri(saved or "")
     if saved is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)

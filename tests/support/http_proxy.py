@@ -4,6 +4,7 @@ asked for: how a test sees how often a client talks to a server."""
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -17,15 +18,36 @@ from pipelines.services.processes import LOOPBACK
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
 @contextmanager
-def counting_proxy(upstream: str) -> Iterator[tuple[str, Counter[str]]]:
+def counting_proxy(upstream: str, down_after_writes: int | None = None,
+                   ) -> Iterator[tuple[str, Counter[str]]]:
     """``(url, counts)``: requests to ``url`` reach ``upstream``; ``counts[path]`` grows
-    with each request for ``path`` (query strings left out)."""
+    with each request for ``path`` (query strings left out).
+
+    ``down_after_writes`` N: the server goes down once N writes have gone through: from
+    the next write on, every request is answered by a closed connection, as a server
+    killed then would answer (``counts["<refused>"]`` counts them).
+    """
     target = urlsplit(upstream)
     counts: Counter[str] = Counter()
+    writes = 0
+    lock = threading.Lock()
 
     class Forward(BaseHTTPRequestHandler):
         def forward(self) -> None:
+            nonlocal writes
+            with lock:
+                if self.command in WRITES:
+                    writes += 1
+                down = down_after_writes is not None and writes > down_after_writes
+            if down:
+                counts["<refused>"] += 1
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             counts[urlsplit(self.path).path] += 1
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
